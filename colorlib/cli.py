@@ -1,0 +1,239 @@
+"""The ``colorlib`` command line: demo, train, colorize.
+
+Every failure a user can cause (a wrong path, an unreadable image, a
+checkpoint of another model, a full disk) ends in one line on stderr that
+names the file or argument, and a non-zero exit; ``--debug`` shows the
+Python traceback for bug reports.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_FAILED = 1  # ran, but some inputs failed
+EXIT_ERROR = 2  # could not run at all
+
+
+class CLIError(Exception):
+    """An error whose message is the whole story for the user."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _size(text: str) -> int:
+    value = _positive_int(text)
+    if value < 32 or value & (value - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of two >= 32 (e.g. 64, 128, 256), got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="colorlib", description="Colorize black-and-white photos with deep learning "
+        "(pix2pix baseline, pretrained ResNet18 U-Net, adversarial fine-tuning).")
+    parser.add_argument("--version", action="version", version=f"colorlib {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser("demo", help="train every stage briefly on the embedded tiny set "
+                          "(offline, CPU, a few minutes) and colorize held-out photos",
+                          description="The main job on the embedded default data: builds the "
+                          "tiny set, trains baseline pix2pix, ResNet18 U-Net L1 pretraining and "
+                          "GAN fine-tuning at a small size, colorizes held-out photos at full "
+                          "resolution, and writes checkpoints/, colorized/, figures/ and report.md.")
+    demo.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
+    demo.add_argument("--size", type=_size, default=64, help="training size in px (default 64)")
+    demo.add_argument("--steps", type=_positive_int, default=None,
+                      help="optimisation steps per stage (default: the demo's own budget)")
+    demo.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
+    demo.add_argument("--weights", default="imagenet",
+                      help="ResNet18 encoder weights: imagenet (download or torch hub cache), "
+                      "a state_dict file, or none (default: imagenet, none if unavailable)")
+    demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
+
+    train = sub.add_parser("train", help="train one stage",
+                           description="Train one stage and save <checkpoint-dir>/<stage>.pt "
+                           "(weights + config in one file) at every epoch end.")
+    train.add_argument("--stage", required=True, choices=("baseline", "pretrain", "gan"),
+                       help="baseline: pix2pix U-Net with GAN+L1; pretrain: ResNet18 U-Net with "
+                       "L1 only; gan: GAN fine-tuning of the ResNet18 U-Net")
+    train.add_argument("--data", default="tiny",
+                       help="tiny (embedded, offline), coco (fastai COCO sample, downloads), "
+                       "or a folder of images (default: tiny)")
+    train.add_argument("--size", type=_size, default=256, help="training size in px (default 256)")
+    train.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default 20)")
+    train.add_argument("--batch-size", type=_positive_int, default=16, help="batch size (default 16)")
+    train.add_argument("--checkpoint-dir", type=Path, required=True, help="folder for <stage>.pt")
+    train.add_argument("--init", type=Path, default=None,
+                       help="gan stage: start the generator from this pretrain checkpoint")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from <checkpoint-dir>/<stage>.pt if it exists")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start again even though <checkpoint-dir>/<stage>.pt exists")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: best available)")
+    train.add_argument("--weights", default="imagenet",
+                       help="ResNet18 encoder weights: imagenet, a state_dict file, or none")
+    train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    train.add_argument("--max-steps", type=_positive_int, default=None,
+                       help="stop after this many optimisation steps in total")
+    train.add_argument("--save-every", type=int, default=0,
+                       help="also save every N steps (default: at epoch ends only)")
+    train.add_argument("--filters", type=_positive_int, default=64,
+                       help="pix2pix U-Net base width (default 64, as in the paper)")
+    train.add_argument("--gan-mode", choices=("vanilla", "lsgan"), default="vanilla")
+    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    col = sub.add_parser("colorize", help="colorize images at full resolution",
+                         description="Colorize each IMAGE with a checkpoint and write "
+                         "<out>/<stem>.png at the input's full resolution.")
+    col.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files or folders")
+    col.add_argument("--checkpoint", type=Path, required=True, help="a colorlib checkpoint (.pt)")
+    col.add_argument("--out", type=Path, required=True, help="output folder")
+    col.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    col.add_argument("--format", choices=("png", "jpg"), default="png", help="output format")
+    col.add_argument("--device", default=None)
+    return parser
+
+
+# ----------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    from .data import DataConfig
+    from .train import train_stage
+
+    if args.init is not None and args.stage != "gan":
+        raise CLIError("--init is only used by --stage gan")
+    if args.init is not None and not args.init.is_file():
+        raise CLIError(f"--init: {args.init}: checkpoint file not found")
+    if args.data not in ("tiny", "coco") and not Path(args.data).exists():
+        raise CLIError(f"--data: {args.data}: no such folder (use tiny, coco or a folder)")
+    if args.resume and args.overwrite:
+        raise CLIError("--resume and --overwrite contradict each other; pick one")
+    data = DataConfig(source=args.data, size=args.size, batch_size=args.batch_size,
+                      seed=args.seed, num_workers=args.workers)
+    result = train_stage(args.stage, data, args.epochs, args.checkpoint_dir, init=args.init,
+                         resume=args.resume, overwrite=args.overwrite, device=args.device,
+                         weights=args.weights, seed=args.seed, max_steps=args.max_steps,
+                         save_every=args.save_every, num_filters=args.filters,
+                         gan_mode=args.gan_mode, progress=not args.no_progress)
+    t = result.trainer
+    last = t.history[-1] if t.history else {}
+    losses = ", ".join(f"{k}={v:.4f}" for k, v in last.items() if k.startswith("loss"))
+    print(f"{args.stage}: {t.epoch} epoch(s), {t.step} steps, {t.train_seconds:.1f} s"
+          f"{'; last ' + losses if losses else ''}; saved {result.checkpoint}")
+    return 0
+
+
+def _expand_images(paths: list[Path]) -> tuple[list[Path], list[str]]:
+    from .images import is_image_file
+
+    files, problems = [], []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
+            if not found:
+                problems.append(f"{p}: folder contains no images")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append(f"{p}: no such file")
+    return files, problems
+
+
+def cmd_colorize(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .images import ImageReadError, save_rgb
+    from .inference import Colorizer
+
+    files, problems = _expand_images(args.images)
+    colorizer = Colorizer.load(args.checkpoint, device=args.device)
+    _ensure_writable_dir(args.out, "--out")
+    written = 0
+    for path in tqdm(files, desc="colorizing", disable=len(files) < 2):
+        target = args.out / f"{path.stem}.{args.format}"
+        if target.exists() and not args.overwrite:
+            problems.append(f"{path}: output {target} already exists (use --overwrite)")
+            continue
+        try:
+            save_rgb(colorizer(path), target, note=colorizer.provenance, overwrite=args.overwrite)
+            written += 1
+        except ImageReadError as err:
+            problems.append(str(err))
+        except OSError as err:
+            problems.append(f"{path}: cannot write {target} ({err.strerror or err})")
+    for line in problems:
+        print(f"colorlib: error: {line}", file=sys.stderr)
+    print(f"colorized {written} of {len(files) + sum('no such file' in p for p in problems)} "
+          f"image(s) into {args.out}")
+    return EXIT_FAILED if problems else 0
+
+
+def _ensure_writable_dir(folder: Path, flag: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CLIError(f"{flag}: cannot create {folder} ({err.strerror or err})") from None
+    if not os.access(folder, os.W_OK):
+        raise CLIError(f"{flag}: {folder} is not writable")
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    _ensure_writable_dir(args.out, "--out")
+    report = run_demo(args.out, size=args.size, steps=args.steps, device=args.device,
+                      weights=args.weights, overwrite=args.overwrite)
+    print(f"demo finished: see {report}")
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "colorize": cmd_colorize}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")  # a command line never needs a window
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("colorlib: interrupted; the last saved checkpoint is kept", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place errors become messages
+        if args.debug:
+            raise
+        print(f"colorlib: error: {_describe(err)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _describe(err: Exception) -> str:
+    """One line for the user; unexpected errors keep their type as a hint."""
+    from .checkpoint import CheckpointError
+    from .images import ImageReadError
+
+    expected = (CLIError, CheckpointError, ImageReadError, FileNotFoundError, FileExistsError,
+                NotADirectoryError, PermissionError, ValueError, OSError, RuntimeError)
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, expected) and text:
+        return text
+    return f"{type(err).__name__}: {text} (run with --debug for the traceback)"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""Data sources, the seeded split, the Dataset and the fast batch path.
+
+Where the Lab conversion happens matters for speed. The seed tutorial calls
+skimage's ``rgb2lab`` on every image inside ``Dataset.__getitem__``, so the
+loader's worker processes do floating-point colour maths one image at a
+time. Here the Dataset decodes each file once (JPEG draft decoding when the
+photo is much larger than the training size), keeps the resized uint8 pixels
+in memory, and the training loop converts a whole batch to Lab in one
+vectorised call on the training device (:func:`prepare_batch`). The Dataset
+can still yield normalised L and ab itself (``lab=True``), for teaching and
+for code that wants the classic interface; both paths use the same
+conversion function.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+
+from .images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, load_rgb, resize_rgb
+from .lab import rgb_to_lab_tensor
+
+COCO_SAMPLE_SIZE = 10_000
+COCO_TRAIN_SIZE = 8_000
+
+
+@dataclass
+class DataConfig:
+    """Where the photos come from and how they are served."""
+
+    source: str = "tiny"  # "tiny", "coco", or a folder of images
+    size: int = 256
+    batch_size: int = 16
+    val_fraction: float = 0.2  # folders only; coco and tiny have fixed splits
+    seed: int = 123
+    num_workers: int = 0
+    max_images: int | None = None  # cap the training set (quick runs)
+    on_error: str = "skip"  # "skip" (warn and drop a bad file) or "raise"
+
+
+# ------------------------------------------------------------------ sources
+def find_images(folder: str | Path) -> list[Path]:
+    """All image files below ``folder`` (recursive), sorted for reproducibility."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a folder")
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
+    if not paths:
+        raise ValueError(f"{folder}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    return paths
+
+
+def split_paths(paths: Sequence[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """Seeded, reproducible train/val split: the same seed gives the same split."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(len(paths))
+    n_val = int(round(len(paths) * val_fraction))
+    if len(paths) > 1:
+        n_val = min(max(n_val, 1 if val_fraction > 0 else 0), len(paths) - 1)
+    val = [paths[i] for i in sorted(order[:n_val])]
+    train = [paths[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+def coco_sample_paths(seed: int = 123) -> tuple[list[Path], list[Path]]:
+    """The tutorial's split of fastai's COCO sample: 10,000 photos, 8,000/2,000.
+
+    Downloads the sample (about 3 GB) on first use, so it needs internet;
+    this is the default in Colab and Kaggle.
+    """
+    from fastai.data.external import URLs, untar_data
+
+    folder = Path(untar_data(URLs.COCO_SAMPLE)) / "train_sample"
+    paths = np.array(sorted(str(p) for p in folder.glob("*.jpg")))
+    rng = np.random.RandomState(seed)  # same draws as the tutorial's np.random.seed(123)
+    subset = rng.choice(paths, COCO_SAMPLE_SIZE, replace=False)
+    order = rng.permutation(COCO_SAMPLE_SIZE)
+    train = [Path(p) for p in subset[order[:COCO_TRAIN_SIZE]]]
+    val = [Path(p) for p in subset[order[COCO_TRAIN_SIZE:]]]
+    return train, val
+
+
+def resolve_source(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
+    """Turn ``cfg.source`` into (train paths, val paths)."""
+    if cfg.source == "tiny":
+        from .tiny import build_tiny_set
+
+        root = build_tiny_set()
+        train, val = find_images(root / "train"), find_images(root / "val")
+    elif cfg.source == "coco":
+        train, val = coco_sample_paths(cfg.seed)
+    else:
+        folder = Path(cfg.source)
+        if (folder / "train").is_dir() and (folder / "val").is_dir():
+            train, val = find_images(folder / "train"), find_images(folder / "val")
+        else:
+            train, val = split_paths(find_images(folder), cfg.val_fraction, cfg.seed)
+    if cfg.max_images is not None:
+        train = train[: cfg.max_images]
+    return train, val
+
+
+# ------------------------------------------------------------------ dataset
+class ColorizationDataset(Dataset):
+    """Photos resized to ``size`` x ``size``.
+
+    Yields ``{"L": 1xHxW, "ab": 2xHxW}`` normalised tensors when ``lab`` is
+    true, else ``{"rgb": 3xHxW uint8}`` for :func:`prepare_batch` to convert
+    on the training device. A file that cannot be read yields
+    ``{"error": message}`` instead of raising inside a worker process, so
+    the message (naming the file) reaches the main process intact;
+    :func:`collate` gathers such messages into ``batch["errors"]``.
+    """
+
+    def __init__(self, paths: Sequence[str | Path], size: int = 256, lab: bool = True,
+                 cache: bool = True):
+        self.paths = [Path(p) for p in paths]
+        self.size = size
+        self.lab = lab
+        self.cache = cache
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, idx: int) -> np.ndarray:
+        """Decode and resize photo ``idx`` once; later epochs reuse the pixels."""
+        if idx in self._cache:
+            return self._cache[idx]
+        rgb = resize_rgb(load_rgb(self.paths[idx], max_side=self.size), self.size)
+        if self.cache:
+            self._cache[idx] = rgb
+        return rgb
+
+    def __getitem__(self, idx: int) -> dict:
+        try:
+            rgb = self.load(idx)
+        except ImageReadError as err:
+            return {"error": str(err)}
+        pixels = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+        if not self.lab:
+            return {"rgb": pixels}
+        L, ab = rgb_to_lab_tensor(pixels[None])
+        return {"L": L[0], "ab": ab[0]}
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack the good items; gather the error messages of the bad ones."""
+    good = [it for it in items if "error" not in it]
+    batch = default_collate(good) if good else {}
+    batch["errors"] = [it["error"] for it in items if "error" in it]
+    return batch
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffles with a generator seeded by (seed, epoch), optionally sharded.
+
+    Deterministic order per epoch makes resume exact: after a restart the
+    same permutation is rebuilt and the batches already seen are skipped.
+    With ``world > 1`` each rank takes every world-th index (padded so all
+    ranks get the same count), as ``DistributedSampler`` does.
+    """
+
+    def __init__(self, n: int, shuffle: bool = True, seed: int = 0, rank: int = 0,
+                 world: int = 1):
+        self.n, self.shuffle, self.seed, self.rank, self.world = n, shuffle, seed, rank, world
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch's permutation and drop its first ``skip`` indices."""
+        self.epoch, self.skip = epoch, skip
+
+    def indices(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        per_rank = math.ceil(self.n / self.world)
+        order += order[: per_rank * self.world - self.n]
+        return order[self.rank::self.world]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices()[self.skip:])
+
+    def __len__(self) -> int:
+        return max(0, math.ceil(self.n / self.world) - self.skip)
+
+
+def make_loader(dataset: Dataset, batch_size: int, train: bool, seed: int = 0,
+                num_workers: int = 0, rank: int = 0, world: int = 1,
+                pin_memory: bool = False) -> DataLoader:
+    """A DataLoader with an :class:`EpochSampler` (training) or fixed order (val).
+
+    The loader gets its own ``torch.Generator`` so that creating an iterator
+    does not consume the global random state (which dropout uses), keeping a
+    resumed run bitwise identical to an uninterrupted one on the CPU.
+    """
+    sampler = EpochSampler(len(dataset), shuffle=train, seed=seed, rank=rank, world=world)
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+        collate_fn=collate, drop_last=train and len(dataset) // world >= batch_size,
+        pin_memory=pin_memory, persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def random_hflip(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
+    """Flip each image of a batch left-right with probability 1/2.
+
+    The same coin decides for every tensor in ``tensors`` (e.g. L and ab), and
+    ``generator`` is seeded per step by the caller, so augmentation is
+    reproducible and independent of worker processes.
+    """
+    n = tensors[0].shape[0]
+    flip = torch.rand(n, generator=generator) < 0.5
+    out = []
+    for t in tensors:
+        t = t.clone()
+        mask = flip.to(t.device)
+        t[mask] = t[mask].flip(-1)
+        out.append(t)
+    return out
+
+
+def prepare_batch(batch: dict, device: torch.device | str, augment: bool = False,
+                  generator: torch.Generator | None = None,
+                  on_error: str = "skip") -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Batch from the loader -> normalised (L, ab) on ``device``.
+
+    Bad files named in ``batch["errors"]`` are warned about (``on_error="skip"``)
+    or raised as :class:`ImageReadError` (``"raise"``). Returns None if no
+    good image is left in the batch.
+    """
+    for message in batch.get("errors", []):
+        if on_error == "raise":
+            path, _, reason = message.partition(": ")
+            raise ImageReadError(path, reason)
+        warnings.warn(f"skipping unreadable image {message}", stacklevel=2)
+    if "rgb" in batch:
+        rgb = batch["rgb"].to(device, non_blocking=True)
+        if augment:
+            (rgb,) = random_hflip([rgb], generator)
+        return rgb_to_lab_tensor(rgb)
+    if "L" in batch:
+        L = batch["L"].to(device, non_blocking=True)
+        ab = batch["ab"].to(device, non_blocking=True)
+        if augment:
+            L, ab = random_hflip([L, ab], generator)
+        return L, ab
+    return None

@@ -1,0 +1,158 @@
+"""Plots the series needs: Lab channels, input/prediction/truth grids, loss curves.
+
+Each helper returns a matplotlib Figure, so a notebook displays it and a
+script saves it with :func:`save_figure`; nothing here calls ``plt.show``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _plt():
+    # Imported lazily: the CLI selects the non-interactive Agg backend first,
+    # while notebooks keep their inline backend.
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save ``fig`` (creating the folder) and close it to free memory."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def plot_lab_channels(rgb: np.ndarray, title: str | None = None):
+    """A photo next to its L, a* and b* channels, each on a meaningful colour map."""
+    from .lab import rgb_to_lab
+
+    plt = _plt()
+    lab = rgb_to_lab(rgb)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    axes[0].imshow(rgb)
+    axes[0].set_title("RGB photo")
+    panels = [(lab[..., 0], "gray", (0, 100), "L* (lightness, 0-100)"),
+              (lab[..., 1], "RdYlGn_r", (-110, 110), "a* (green - red)"),
+              (lab[..., 2], "YlGnBu_r", (-110, 110), "b* (blue - yellow)")]
+    for ax, (chan, cmap, (lo, hi), name) in zip(axes[1:], panels):
+        im = ax.imshow(chan, cmap=cmap, vmin=lo, vmax=hi)
+        ax.set_title(name)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_rgb_channels(rgb: np.ndarray):
+    """A photo next to its R, G and B channels (all look like greyscale photos)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    axes[0].imshow(rgb)
+    axes[0].set_title("RGB photo")
+    for i, (ax, name) in enumerate(zip(axes[1:], ("red", "green", "blue"))):
+        ax.imshow(rgb[..., i], cmap="gray", vmin=0, vmax=255 if rgb.dtype == np.uint8 else 1)
+        ax.set_title(f"{name} channel")
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_colorization_grid(L, pred_ab, true_ab=None, titles: Sequence[str] | None = None,
+                           max_images: int = 6):
+    """Rows of input (greyscale), prediction and, if given, ground truth.
+
+    ``L`` is Bx1xHxW and ``pred_ab``/``true_ab`` Bx2xHxW, normalised, as
+    tensors or arrays (the training loop's own batches plot directly).
+    """
+    from .lab import merge_lab
+
+    plt = _plt()
+    L, pred_ab = _np(L), _np(pred_ab)
+    true_ab = None if true_ab is None else _np(true_ab)
+    n = min(len(L), max_images)
+    rows = 3 if true_ab is not None else 2
+    fig, axes = plt.subplots(rows, n, figsize=(2.6 * n, 2.6 * rows), squeeze=False)
+    names = ["input (L)", "colorized", "ground truth"]
+    for i in range(n):
+        panels = [np.clip((L[i, 0] + 1) / 2, 0, 1), merge_lab(L[i], pred_ab[i])]
+        if true_ab is not None:
+            panels.append(merge_lab(L[i], true_ab[i]))
+        for r, img in enumerate(panels):
+            ax = axes[r, i]
+            ax.imshow(img, cmap="gray" if r == 0 else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_ylabel(names[r])
+        if titles is not None:
+            axes[0, i].set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_side_by_side(images: Sequence[np.ndarray], titles: Sequence[str], figsize_per=4.0):
+    """A row of full-resolution RGB images with titles (e.g. input / L1 / GAN)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(images), figsize=(figsize_per * len(images), figsize_per),
+                             squeeze=False)
+    for ax, img, title in zip(axes[0], images, titles):
+        ax.imshow(img, cmap="gray" if np.ndim(img) == 2 else None)
+        ax.set_title(title)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(history: Sequence[dict], keys: Sequence[str] | None = None,
+                val_history: Sequence[dict] | None = None, smooth: int = 0, title: str = ""):
+    """Loss curves from a trainer's per-step history (optionally smoothed)."""
+    plt = _plt()
+    if keys is None:
+        keys = [k for k in (history[0] if history else {}) if k.startswith("loss")]
+    gan_keys = [k for k in keys if k != "loss_G_L1" and k != "loss_G"]
+    l1_keys = [k for k in keys if k in ("loss_G_L1", "loss_G")]
+    panels = [ks for ks in (l1_keys, gan_keys) if ks]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6.5 * max(1, len(panels)), 4),
+                             squeeze=False)
+    steps = np.array([h["step"] for h in history])
+    for ax, ks in zip(axes[0], panels):
+        for k in ks:
+            y = np.array([h[k] for h in history], dtype=float)
+            ax.plot(steps, y, alpha=0.3 if smooth > 1 else 1.0, label=None if smooth > 1 else k)
+            if smooth > 1 and len(y) >= smooth:
+                ys = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
+                ax.plot(steps[smooth - 1:], ys, color=ax.lines[-1].get_color(), label=k)
+        ax.set_xlabel("step")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if val_history:
+        ax = axes[0, 0].twinx()
+        ax.plot([v["step"] for v in val_history], [v["val_l1"] for v in val_history], "k--o",
+                label="val mean |ab error|")
+        ax.set_ylabel("validation L1 (normalised ab)")
+        ax.legend(loc="upper center")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _np(x) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            return x.detach().float().cpu().numpy()
+    except ImportError:
+        pass
+    return np.asarray(x, dtype=np.float32)
