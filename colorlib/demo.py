@@ -18,7 +18,7 @@ from .data import DataConfig
 from .figures import plot_losses, plot_side_by_side, save_figure
 from .images import load_rgb, save_rgb
 from .inference import Colorizer
-from .networks import PretrainedWeightsUnavailable, load_resnet18
+from .networks import available_encoder_weights
 from .tiny import build_tiny_set
 from .train import resolve_device, train_stage
 
@@ -26,18 +26,6 @@ STAGE_TITLES = {"baseline": "pix2pix baseline (GAN + L1)",
                 "pretrain": "ResNet18 U-Net, L1 pretraining",
                 "gan": "ResNet18 U-Net, GAN fine-tuned"}
 DEFAULT_STEPS = {"baseline": 60, "pretrain": 60, "gan": 40}
-
-
-def _encoder_weights(weights: str, log) -> str:
-    """Use the requested ResNet18 weights, or fall back to none when offline."""
-    if weights in (None, "none"):
-        return "none"
-    try:
-        load_resnet18(weights)
-        return weights
-    except PretrainedWeightsUnavailable as err:
-        log(f"note: {err}. The demo continues with a randomly initialised encoder.")
-        return "none"
 
 
 def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
@@ -54,7 +42,7 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
     t0 = time.perf_counter()
     tiny = build_tiny_set()
     data = DataConfig(source="tiny", size=size, batch_size=batch_size)
-    enc = _encoder_weights(weights, log)
+    enc = available_encoder_weights(weights, log)
     rows, results = [], {}
     for stage in ("baseline", "pretrain", "gan"):
         n = steps or DEFAULT_STEPS[stage]

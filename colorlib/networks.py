@@ -209,6 +209,23 @@ def load_resnet18(weights: str | os.PathLike | None = "imagenet") -> nn.Module:
     return model
 
 
+def available_encoder_weights(weights: str | os.PathLike | None = "imagenet",
+                              log=print) -> str | os.PathLike:
+    """``weights`` if they can be loaded, else ``"none"`` with a note saying why.
+
+    Offline machines (and CI) have no ImageNet weights; the tutorial's code
+    still runs there, with a randomly initialised encoder, and says so.
+    """
+    if weights is None or weights == "none":
+        return "none"
+    try:
+        load_resnet18(weights)
+        return weights
+    except PretrainedWeightsUnavailable as err:
+        log(f"note: {err}. Continuing with a randomly initialised encoder.")
+        return "none"
+
+
 def build_res_unet(size: int = 256, weights: str | os.PathLike | None = "imagenet",
                    n_in: int = 1, n_out: int = 2) -> nn.Module:
     """fastai DynamicUnet on a ResNet18 body taking one (L) channel.
