@@ -128,8 +128,9 @@ def plot_losses(history: Sequence[dict], keys: Sequence[str] | None = None,
     for ax, ks in zip(axes[0], panels):
         for k in ks:
             y = np.array([h[k] for h in history], dtype=float)
-            ax.plot(steps, y, alpha=0.3 if smooth > 1 else 1.0, label=None if smooth > 1 else k)
-            if smooth > 1 and len(y) >= smooth:
+            smoothed = smooth > 1 and len(y) >= smooth
+            ax.plot(steps, y, alpha=0.3 if smoothed else 1.0, label=None if smoothed else k)
+            if smoothed:
                 ys = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
                 ax.plot(steps[smooth - 1:], ys, color=ax.lines[-1].get_color(), label=k)
         ax.set_xlabel("step")
@@ -145,6 +146,82 @@ def plot_losses(history: Sequence[dict], keys: Sequence[str] | None = None,
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_image_grid(rows: Sequence[Sequence[np.ndarray]], col_titles: Sequence[str],
+                    row_titles: Sequence[str] | None = None, size_per: float = 2.8):
+    """Photos as rows, versions of each photo (input / L1 / GAN / truth) as columns.
+
+    Images are RGB (HxWx3) or greyscale (HxW) arrays, any size; each row
+    may have its own aspect ratio.
+    """
+    plt = _plt()
+    n_rows, n_cols = len(rows), len(col_titles)
+    if n_rows == 0 or any(len(r) != n_cols for r in rows):
+        raise ValueError(f"plot_image_grid: every row needs {n_cols} images (one per column title)")
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size_per * n_cols, size_per * n_rows),
+                             squeeze=False)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            ax = axes[i, j]
+            ax.imshow(img, cmap="gray" if np.ndim(img) == 2 else None)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(col_titles[j])
+            if j == 0 and row_titles is not None:
+                ax.set_ylabel(row_titles[i])
+    fig.tight_layout()
+    return fig
+
+
+def _to_uint8_rgb(img) -> np.ndarray:
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an HxW or HxWx3 image, got shape {arr.shape}")
+    return arr
+
+
+def save_comparison_gif(images: Sequence[np.ndarray], labels: Sequence[str], path: str | Path,
+                        duration_ms: int = 1000, max_side: int | None = 512) -> Path:
+    """An animated GIF that flips between versions of one photo, each captioned.
+
+    Side by side, two colourings of the same photo are compared across the
+    page; flicking between them in place makes every change of hue jump out.
+    All images must have the same size; they are shrunk to ``max_side``.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not images or len(images) != len(labels):
+        raise ValueError("save_comparison_gif: give one label per image (and at least one image)")
+    arrays = [_to_uint8_rgb(im) for im in images]
+    if len({a.shape for a in arrays}) != 1:
+        raise ValueError(f"save_comparison_gif: images differ in size {[a.shape for a in arrays]}")
+    frames = [Image.fromarray(a) for a in arrays]
+    if max_side is not None and max(frames[0].size) > max_side:
+        scale = max_side / max(frames[0].size)
+        new = (max(1, round(frames[0].width * scale)), max(1, round(frames[0].height * scale)))
+        frames = [f.resize(new, Image.Resampling.LANCZOS) for f in frames]
+    w, h = frames[0].size
+    strip = max(14, h // 12)
+    try:
+        font = ImageFont.load_default(size=int(strip * 0.7))
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        font = ImageFont.load_default()
+    out = []
+    for frame, label in zip(frames, labels):
+        canvas = Image.new("RGB", (w, h + strip), "white")
+        canvas.paste(frame, (0, 0))
+        ImageDraw.Draw(canvas).text((4, h + strip * 0.1), label, fill="black", font=font)
+        out.append(canvas.quantize(colors=256, method=Image.Quantize.MEDIANCUT))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out[0].save(path, save_all=True, append_images=out[1:], duration=duration_ms, loop=0)
+    return path
 
 
 def _np(x) -> np.ndarray:

@@ -92,7 +92,7 @@ def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
     img = Image.fromarray(rgb)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BICUBIC)
-    return np.asarray(img, dtype=np.uint8)
+    return np.array(img, dtype=np.uint8)  # writable, so torch.from_numpy is safe
 
 
 def is_image_file(path) -> bool:

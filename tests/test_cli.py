@@ -1,0 +1,80 @@
+"""The command line: help, clear one-line errors, and train -> colorize end to end."""
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from colorlib.cli import main
+
+
+def run_cli(*args, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "colorlib", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["colorize"]])
+def test_help_is_useful(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: colorlib" in out
+    if command == ["train"]:
+        for flag in ("--stage", "--data", "--size", "--epochs", "--batch-size", "--checkpoint-dir",
+                     "--init", "--resume", "--seed", "--device"):
+            assert flag in out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--stage", "nope", "--checkpoint-dir", "x"], "invalid choice"),
+    (["train", "--stage", "baseline", "--checkpoint-dir", "x", "--size", "100"], "power of two"),
+    (["train", "--stage", "baseline", "--checkpoint-dir", "x", "--epochs", "0"], ">= 1"),
+])
+def test_wrong_arguments_exit_non_zero(args, needle, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_missing_data_and_init_give_one_line_errors(tmp_path, capsys):
+    code = main(["train", "--stage", "baseline", "--data", str(tmp_path / "nowhere"),
+                 "--checkpoint-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "nowhere" in err and "Traceback" not in err
+    code = main(["train", "--stage", "gan", "--init", str(tmp_path / "pre.pt"),
+                 "--checkpoint-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--init" in err and "pre.pt" in err
+
+
+@pytest.mark.slow
+def test_train_then_colorize_end_to_end(photo_folder, tmp_path):
+    ck = tmp_path / "ck"
+    code, out, err = run_cli("train", "--stage", "baseline", "--data", photo_folder, "--size", 32,
+                             "--epochs", 1, "--batch-size", 4, "--filters", 8,
+                             "--checkpoint-dir", ck, "--device", "cpu", "--no-progress")
+    assert code == 0, err
+    assert (ck / "baseline.pt").is_file() and "3 steps" in out
+    src = sorted((photo_folder / "val").iterdir())[:2]
+    wide = tmp_path / "wide photo.jpg"
+    Image.new("RGB", (150, 40), (120, 90, 60)).save(wide)
+    code, out, err = run_cli("colorize", *src, wide, "--checkpoint", ck / "baseline.pt",
+                             "--out", tmp_path / "out")
+    assert code == 0, err
+    for path in [*src, wide]:
+        with Image.open(tmp_path / "out" / f"{path.stem}.png") as img, Image.open(path) as orig:
+            assert img.size == orig.size  # full resolution, same stem
+    # A checkpoint of another model is refused with a one-line error.
+    code, out, err = run_cli("train", "--stage", "gan", "--init", ck / "baseline.pt", "--data",
+                             photo_folder, "--size", 32, "--epochs", 1, "--checkpoint-dir",
+                             tmp_path / "ck2", "--weights", "none")
+    assert code == 2 and "pix2pix_unet" in err and "resnet18_unet" in err
+    assert "Traceback" not in err and err.strip().count("\n") == 0
+    # Colorizing with something that is not a checkpoint fails clearly, too.
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    code, out, err = run_cli("colorize", src[0], "--checkpoint", bogus, "--out", tmp_path / "o2")
+    assert code == 2 and "bogus.pt" in err and "Traceback" not in err
