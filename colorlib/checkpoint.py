@@ -40,7 +40,13 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
         raise OSError(f"cannot write checkpoint in {path.parent}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            writer = _WriteErrorRecorder(f)
+            try:
+                torch.save(payload, writer)
+            except RuntimeError as err:
+                # torch replaces a failed write (disk full, file too large) by an
+                # internal "unexpected pos" error; report the OS's reason instead.
+                raise (writer.error or OSError(str(err).strip().splitlines()[0])) from None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -50,7 +56,54 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    _remove_stale_temp_files(path)
     return path
+
+
+class _WriteErrorRecorder:
+    """A file wrapper that remembers the first OSError a write raised."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            self.error = self.error or err
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """Delete temp files left by saves that were killed mid-write (SIGKILL, lost session)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass  # debris never blocks a save or a resume; the next save tries again
+
+
+def _unreadable_reason(path: Path, err: Exception) -> str:
+    """Turn torch.load's internal error into a reason a learner can act on."""
+    text = str(err).strip()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as open_err:
+        return f"cannot open it ({open_err.strerror or open_err})"
+    if not head:
+        return "the file is empty (0 bytes)"
+    if head != b"PK" and head[:1] != b"\x80":  # zip (torch >= 1.6) or legacy pickle
+        return "not a PyTorch checkpoint (the file holds something else)"
+    if isinstance(err, EOFError) or "central directory" in text or "zip archive" in text:
+        return "the file is truncated or damaged (an interrupted copy or download?)"
+    if "Weights only load failed" in text:
+        return ("it holds pickled Python objects, not plain weights; colorlib loads with "
+                "weights_only=True and never runs code from a checkpoint")
+    return f"cannot read it ({text.splitlines()[0][:160] if text else type(err).__name__})"
 
 
 def load_checkpoint(path: str | os.PathLike, arch: str | None = None,
@@ -61,21 +114,38 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None,
     otherwise a :class:`CheckpointError` says what the file holds instead.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; give the checkpoint file inside it "
+                              f"(e.g. {checkpoint_path(path, 'pretrain')})")
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, random bytes, pickled classes, ...
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: not a readable colorlib checkpoint ({reason})") from None
+        raise CheckpointError(f"{path}: not a readable colorlib checkpoint: "
+                              f"{_unreadable_reason(path, err)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a colorlib checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path}: written by a newer colorlib "
                               f"(format {ckpt['format_version']}); please upgrade")
-    found_arch = ckpt.get("model", {}).get("arch")
+    _check_model_settings(path, ckpt)
+    found_arch = ckpt["model"]["arch"]
     if arch is not None and found_arch != arch:
         raise CheckpointError(f"{path}: holds a {found_arch} generator, expected {arch}")
     if stage is not None and ckpt.get("stage") != stage:
         raise CheckpointError(f"{path}: is a '{ckpt.get('stage')}' checkpoint, expected '{stage}'")
     return ckpt
+
+
+def _check_model_settings(path: Path, ckpt: dict) -> None:
+    """The stored config must rebuild a model, and the weights must be there."""
+    from .networks import ModelConfig
+
+    if not isinstance(ckpt.get("model"), dict) or not isinstance(ckpt.get("generator"), dict):
+        raise CheckpointError(f"{path}: incomplete checkpoint (no model settings or weights)")
+    try:
+        ModelConfig(**ckpt["model"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its model settings do not fit this colorlib "
+                              f"version ({err})") from None

@@ -1,4 +1,4 @@
-"""The ``colorlib`` command line: demo, train, colorize.
+"""The ``colorlib`` command line: demo, train, colorize, evaluate.
 
 Every failure a user can cause (a wrong path, an unreadable image, a
 checkpoint of another model, a full disk) ends in one line on stderr that
@@ -8,8 +8,10 @@ Python traceback for bug reports.
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 EXIT_FAILED = 1  # ran, but some inputs failed
@@ -94,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--filters", type=_positive_int, default=64,
                        help="pix2pix U-Net base width (default 64, as in the paper)")
     train.add_argument("--gan-mode", choices=("vanilla", "lsgan"), default="vanilla")
+    train.add_argument("--val-every", type=_positive_int, default=1,
+                       help="save validation images (input / prediction / truth) every N epochs "
+                       "into <checkpoint-dir>/val_images (default 1)")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     col = sub.add_parser("colorize", help="colorize images at full resolution",
@@ -105,6 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
     col.add_argument("--overwrite", action="store_true", help="replace existing output files")
     col.add_argument("--format", choices=("png", "jpg"), default="png", help="output format")
     col.add_argument("--device", default=None)
+
+    ev = sub.add_parser("evaluate", help="measure a checkpoint on a folder of colour photos",
+                        description="Make each photo greyscale, colorize it at full resolution, "
+                        "and compare with the original: PSNR, SSIM, AuC of the ab error, "
+                        "colorfulness and its gap to the photos, share of grey pixels; the "
+                        "greyscale answer (ab = 0) is scored alongside as a baseline.")
+    ev.add_argument("--checkpoint", type=Path, required=True, help="a colorlib checkpoint (.pt)")
+    ev.add_argument("--data", required=True,
+                    help="a folder of colour photos (recursive), one photo, or tiny")
+    ev.add_argument("--json", type=Path, default=None, help="also write the full report here")
+    ev.add_argument("--size", type=_positive_int, default=None,
+                    help="shrink photos so the longer side is at most N px (default: full size)")
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    for command in sub.choices.values():  # `colorlib train ... --debug` works, too
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show Python tracebacks on errors")
     return parser
 
 
@@ -121,19 +143,49 @@ def cmd_train(args) -> int:
         raise CLIError(f"--data: {args.data}: no such folder (use tiny, coco or a folder)")
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite contradict each other; pick one")
+    _ensure_writable_dir(args.checkpoint_dir, "--checkpoint-dir")
     data = DataConfig(source=args.data, size=args.size, batch_size=args.batch_size,
                       seed=args.seed, num_workers=args.workers)
-    result = train_stage(args.stage, data, args.epochs, args.checkpoint_dir, init=args.init,
-                         resume=args.resume, overwrite=args.overwrite, device=args.device,
-                         weights=args.weights, seed=args.seed, max_steps=args.max_steps,
-                         save_every=args.save_every, num_filters=args.filters,
-                         gan_mode=args.gan_mode, progress=not args.no_progress)
+    skipped: list[str] = []
+    with _one_line_image_warnings(skipped):
+        result = train_stage(args.stage, data, args.epochs, args.checkpoint_dir, init=args.init,
+                             resume=args.resume, overwrite=args.overwrite, device=args.device,
+                             weights=args.weights, seed=args.seed, max_steps=args.max_steps,
+                             save_every=args.save_every, num_filters=args.filters,
+                             gan_mode=args.gan_mode, progress=not args.no_progress,
+                             val_image_dir=args.checkpoint_dir / "val_images",
+                             val_every=args.val_every)
     t = result.trainer
     last = t.history[-1] if t.history else {}
     losses = ", ".join(f"{k}={v:.4f}" for k, v in last.items() if k.startswith("loss"))
     print(f"{args.stage}: {t.epoch} epoch(s), {t.step} steps, {t.train_seconds:.1f} s"
-          f"{'; last ' + losses if losses else ''}; saved {result.checkpoint}")
-    return 0
+          f"{'; last ' + losses if losses else ''}; saved {result.checkpoint}"
+          f"{f'; left out {len(skipped)} unreadable image(s), listed above' if skipped else ''}")
+    return EXIT_FAILED if skipped else 0
+
+
+@contextlib.contextmanager
+def _one_line_image_warnings(skipped: list[str]):
+    """Show each 'skipping unreadable image' warning as one plain line, once.
+
+    Training skips a broken file and goes on; the user still needs to hear
+    about it, without Python's warning boilerplate, and ``skipped`` tells the
+    caller to exit non-zero.
+    """
+    show_other = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = str(message)
+        if not text.startswith("skipping unreadable image "):
+            return show_other(message, category, filename, lineno, file, line)
+        if text not in skipped:
+            skipped.append(text)
+            print(f"colorlib: warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        warnings.filterwarnings("always", message="skipping unreadable image ")
+        yield skipped
 
 
 def _expand_images(paths: list[Path]) -> tuple[list[Path], list[str]]:
@@ -150,7 +202,8 @@ def _expand_images(paths: list[Path]) -> tuple[list[Path], list[str]]:
             files.append(p)
         else:
             problems.append(f"{p}: no such file")
-    return files, problems
+    unique = {f.resolve(): f for f in reversed(files)}  # a file named twice is done once
+    return [f for f in files if unique[f.resolve()] is f], problems
 
 
 def cmd_colorize(args) -> int:
@@ -162,9 +215,14 @@ def cmd_colorize(args) -> int:
     files, problems = _expand_images(args.images)
     colorizer = Colorizer.load(args.checkpoint, device=args.device)
     _ensure_writable_dir(args.out, "--out")
-    written = 0
+    written, claimed = 0, {}
     for path in tqdm(files, desc="colorizing", disable=len(files) < 2):
         target = args.out / f"{path.stem}.{args.format}"
+        if target in claimed:  # photo.jpg and photo.png both want photo.png
+            problems.append(f"{path}: output {target} is already taken by {claimed[target]} "
+                            "in this run; rename one of them")
+            continue
+        claimed[target] = path
         if target.exists() and not args.overwrite:
             problems.append(f"{path}: output {target} already exists (use --overwrite)")
             continue
@@ -175,6 +233,10 @@ def cmd_colorize(args) -> int:
             problems.append(str(err))
         except OSError as err:
             problems.append(f"{path}: cannot write {target} ({err.strerror or err})")
+        except Exception as err:  # noqa: BLE001 - one odd image must not stop the batch
+            if getattr(args, "debug", False):
+                raise
+            problems.append(f"{path}: {_describe(err)}")
     for line in problems:
         print(f"colorlib: error: {line}", file=sys.stderr)
     print(f"colorized {written} of {len(files) + sum('no such file' in p for p in problems)} "
@@ -183,12 +245,15 @@ def cmd_colorize(args) -> int:
 
 
 def _ensure_writable_dir(folder: Path, flag: str) -> None:
+    """Create ``folder`` and prove a file can be written there, before any work."""
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"{flag}: {folder} exists and is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
     except OSError as err:
-        raise CLIError(f"{flag}: cannot create {folder} ({err.strerror or err})") from None
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"{flag}: {folder} is not writable")
+        raise CLIError(f"{flag}: cannot write to {folder} ({err.strerror or err})") from None
 
 
 def cmd_demo(args) -> int:
@@ -201,7 +266,27 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "colorize": cmd_colorize}
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_paths, find_eval_images, format_table, write_json
+
+    if args.data != "tiny" and not Path(args.data).exists():
+        raise CLIError(f"--data: {args.data}: no such file or folder")
+    paths = find_eval_images(args.data)
+    report = evaluate_paths(paths, checkpoint=args.checkpoint, max_side=args.size,
+                            device=args.device, progress=not args.no_progress)
+    for item in report["failed"]:
+        print(f"colorlib: error: {item['file']}: {item['error']} (not counted)", file=sys.stderr)
+    if not report["images"]:
+        raise CLIError(f"--data: {args.data}: none of {len(paths)} image(s) could be read")
+    print(f"{args.checkpoint.name} on {args.data}:")
+    print(format_table(report))
+    if args.json is not None:
+        print(f"report written to {write_json(report, args.json)}")
+    return EXIT_FAILED if report["failed"] else 0
+
+
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "colorize": cmd_colorize,
+            "evaluate": cmd_evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

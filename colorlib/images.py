@@ -7,7 +7,9 @@ file becomes an :class:`ImageReadError` that names the file and the reason.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -59,6 +61,33 @@ def load_rgb(path, max_side: int | None = None) -> np.ndarray:
     Raises :class:`ImageReadError` naming the file for anything unreadable.
     """
     path = Path(path)
+    with _reading(path), Image.open(path) as img:
+        if max_side is not None and img.format == "JPEG":
+            w, h = img.size
+            scale = min(w, h) / max_side
+            if scale >= 2:
+                img.draft("RGB", (max(1, int(w / scale)), max(1, int(h / scale))))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return np.asarray(to_rgb(img), dtype=np.uint8).copy()
+
+
+def check_image(path) -> None:
+    """Raise :class:`ImageReadError` if ``path`` is plainly not a readable image.
+
+    Reads the header only (no pixels), so a folder of thousands of photos is
+    checked in seconds: empty files, non-images and decompression bombs are
+    named before training starts. Damaged pixel data (a truncated JPEG) only
+    shows when the image is decoded, by :func:`load_rgb`.
+    """
+    path = Path(path)
+    with _reading(path), Image.open(path):
+        pass
+
+
+@contextlib.contextmanager
+def _reading(path: Path):
+    """Turn every way of failing to read ``path`` into one :class:`ImageReadError`."""
     if not path.exists():
         raise ImageReadError(path, "no such file")
     if path.is_dir():
@@ -68,23 +97,27 @@ def load_rgb(path, max_side: int | None = None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if max_side is not None and img.format == "JPEG":
-                    w, h = img.size
-                    scale = min(w, h) / max_side
-                    if scale >= 2:
-                        img.draft("RGB", (max(1, int(w / scale)), max(1, int(h / scale))))
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                return np.asarray(to_rgb(img), dtype=np.uint8).copy()
+            yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageReadError(path, f"image is too large to decode safely ({err})") from None
+        raise ImageReadError(path, _too_large_reason(err)) from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image file Pillow can identify") from None
+    except PermissionError:
+        raise ImageReadError(path, "permission denied (cannot open the file)") from None
     except OSError as err:
-        raise ImageReadError(path, f"cannot decode image ({err})") from None
+        raise ImageReadError(path, f"cannot decode image, the file may be truncated or "
+                             f"damaged ({err})") from None
     except (ValueError, SyntaxError, struct.error) as err:  # corrupt headers
         raise ImageReadError(path, f"corrupt image data ({err})") from None
+
+
+def _too_large_reason(err: Exception) -> str:
+    """Pillow's decompression-bomb message, restated with what to do about it."""
+    match = re.search(r"\((\d+) pixels\)", str(err))
+    pixels = f"{int(match.group(1)):,} pixels" if match else "too many pixels"
+    return (f"image is too large to decode safely ({pixels}; Pillow's decompression-bomb "
+            f"limit is {Image.MAX_IMAGE_PIXELS or 0:,}): shrink it first, or raise "
+            "PIL.Image.MAX_IMAGE_PIXELS if you trust the file")
 
 
 def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:

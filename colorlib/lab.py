@@ -91,6 +91,21 @@ def merge_lab(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
     return lab_to_rgb(lab.transpose(1, 2, 0))
 
 
+def mean_chroma(ab) -> float:
+    """Average colourfulness, sqrt(a*^2 + b*^2) in Lab units, of normalised ab.
+
+    ``ab`` is 2xHxW or Bx2xHxW (array or tensor). A model that hedges
+    between plausible colours predicts ab near 0, i.e. greys and browns;
+    comparing this number with the ground truth's shows how much it hedges.
+    """
+    if isinstance(ab, torch.Tensor):
+        ab = ab.detach().float().cpu().numpy()
+    ab = denormalize_ab(np.asarray(ab, dtype=np.float32))
+    if ab.ndim < 3 or ab.shape[-3] != 2:
+        raise ValueError(f"expected ab as 2xHxW or Bx2xHxW, got shape {ab.shape}")
+    return float(np.hypot(ab[..., 0, :, :], ab[..., 1, :, :]).mean())
+
+
 # --------------------------------------------------------------- tensor path
 def rgb_to_lab_tensor(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch of RGB images (Bx3xHxW, uint8 or float in [0, 1]) -> normalised (L, ab).

@@ -224,10 +224,22 @@ class Trainer:
             "train_seconds": self.train_seconds, "rng": rng,
         }
 
-    def load_state_dict(self, ckpt: dict) -> None:
-        if ckpt["model"] != self.model_cfg.to_dict():
-            raise CheckpointError(f"checkpoint was trained with model settings {ckpt['model']}, "
-                                  f"not {self.model_cfg.to_dict()}")
+    def load_state_dict(self, ckpt: dict, source: str | Path | None = None) -> None:
+        """Restore a :meth:`state_dict`; ``source`` (the file) names it in errors."""
+        where = f"{source}: " if source is not None else ""
+        ours = self.model_cfg.to_dict()
+        if ckpt["model"] != ours:
+            diff = ", ".join(f"{k}={ckpt['model'].get(k)!r} (this run: {v!r})"
+                             for k, v in ours.items() if ckpt["model"].get(k) != v)
+            raise CheckpointError(f"{where}checkpoint was trained with other model settings: "
+                                  f"{diff}; use the same settings, or --overwrite to start again")
+        try:
+            self._load_state(ckpt)
+        except (KeyError, RuntimeError, ValueError) as err:
+            reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else repr(err)
+            raise CheckpointError(f"{where}checkpoint does not fit this model ({reason})") from None
+
+    def _load_state(self, ckpt: dict) -> None:
         self.net_G.load_state_dict(ckpt["generator"])
         if self.net_D is not None:
             self.net_D.load_state_dict(ckpt["discriminator"])
@@ -243,7 +255,16 @@ class Trainer:
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
 
     def save(self, path: str | Path) -> Path:
+        self._check_finite_weights()
         return save_checkpoint(self.state_dict(), path)
+
+    def _check_finite_weights(self) -> None:
+        """Never overwrite a good checkpoint with weights a bad update has spoiled."""
+        for name, net in (("generator", self.net_G), ("discriminator", self.net_D)):
+            if net is not None and not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+                raise NonFiniteLossError(
+                    f"stage '{self.cfg.stage}', step {self.step}: the {name}'s weights are no "
+                    "longer finite; training stopped, the last saved checkpoint is kept")
 
     def resume(self, path: str | Path) -> None:
         self.load_state_dict(load_checkpoint(path, arch=self.model_cfg.arch, stage=self.cfg.stage))
@@ -255,7 +276,8 @@ class Trainer:
 
     def fit(self, loader, checkpoint: str | Path | None = None, val_batch: dict | None = None,
             on_epoch_end: Callable[["Trainer"], None] | None = None, progress: bool = True,
-            on_error: str = "skip") -> "Trainer":
+            on_error: str = "skip", val_image_dir: str | Path | None = None,
+            val_every: int = 1) -> "Trainer":
         """Train until ``cfg.epochs`` epochs (or ``cfg.max_steps`` steps) are done.
 
         Continues from the counters already in the trainer, so calling it
@@ -271,6 +293,7 @@ class Trainer:
             bar = tqdm(total=steps_per_epoch, initial=self.batch_in_epoch, disable=not progress,
                        desc=self._progress_label(), leave=False)
             start = time.perf_counter()
+            first_batch, steps_before = self.batch_in_epoch, self.step
             for batch in loader:
                 prepared = prepare_batch(batch, self.device, augment=True,
                                          generator=self._batch_generator(), on_error=on_error)
@@ -291,10 +314,16 @@ class Trainer:
                     break
             bar.close()
             self.train_seconds += time.perf_counter() - start
+            if first_batch == 0 and self.batch_in_epoch > 0 and self.step == steps_before:
+                raise ValueError(f"stage '{cfg.stage}': no training image could be read (every "
+                                 f"batch of epoch {self.epoch + 1} was empty); see the messages "
+                                 "above")
             if self.batch_in_epoch >= steps_per_epoch:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 if val_batch is not None:
                     self.validate(val_batch)
+                    if val_image_dir is not None and self.epoch % val_every == 0:
+                        self.save_val_images(val_batch, val_image_dir)
                 if checkpoint is not None:
                     self.save(checkpoint)
                 if on_epoch_end is not None:
@@ -309,9 +338,21 @@ class Trainer:
     def _done(self) -> bool:
         return self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
 
+    def save_val_images(self, val_batch: dict, folder: str | Path) -> Path:
+        """Save input / prediction / truth for the fixed validation batch."""
+        from .figures import plot_colorization_grid, save_figure
+
+        L, ab = prepare_batch(val_batch, self.device)
+        fig = plot_colorization_grid(L, self.predict(L), ab)
+        fig.suptitle(f"{self.cfg.stage}: epoch {self.epoch}, step {self.step}")
+        return save_figure(fig, Path(folder) / f"{self.cfg.stage}_epoch{self.epoch:04d}.png")
+
     def validate(self, val_batch: dict) -> float:
         """Mean |ab error| on a fixed validation batch, recorded per epoch."""
-        L, ab = prepare_batch(val_batch, self.device)
+        prepared = prepare_batch(val_batch, self.device)
+        if prepared is None:  # every validation image was unreadable (already reported)
+            return float("nan")
+        L, ab = prepared
         loss = torch.mean(torch.abs(self.predict(L) - ab)).item()
         self.val_history.append({"epoch": self.epoch, "step": self.step, "val_l1": loss})
         return loss
@@ -331,6 +372,7 @@ def train_stage(stage: str, data: DataConfig, epochs: int, checkpoint_dir: str |
                 device: str | None = None, weights: str | None = "imagenet", seed: int = 0,
                 max_steps: int | None = None, save_every: int = 0, num_filters: int = 64,
                 progress: bool = True, on_epoch_end: Callable | None = None,
+                val_image_dir: str | Path | None = None, val_every: int = 1,
                 log: Callable[[str], None] = print, **train_kwargs) -> StageResult:
     """Build data and models for ``stage``, (re)load its checkpoint, train, save.
 
@@ -355,18 +397,24 @@ def train_stage(stage: str, data: DataConfig, epochs: int, checkpoint_dir: str |
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, arch=model_cfg.arch, stage=stage)
         trainer = Trainer(model_cfg, cfg, device, weights=None)
-        trainer.load_state_dict(ckpt)
+        trainer.load_state_dict(ckpt, source=ckpt_path)
         resumed_from = {"epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch,
                         "step": trainer.step}
         log(f"Resumed {stage} from {ckpt_path}: epoch {trainer.epoch + 1}, "
             f"batch {trainer.batch_in_epoch}, step {trainer.step}")
     else:
+        if resume:
+            log(f"No checkpoint at {ckpt_path} yet: starting {stage} from the beginning")
         trainer = Trainer(model_cfg, cfg, device, weights=weights, init=init)
     val_batch = None
     if val_paths:
         val_ds = ColorizationDataset(val_paths[: data.batch_size], data.size, lab=False)
         val_batch = next(iter(make_loader(val_ds, len(val_ds), train=False)))
+        if "rgb" not in val_batch:  # no validation image is readable
+            prepare_batch(val_batch, "cpu", on_error=data.on_error)  # reports each file
+            val_batch = None
     trainer.fit(loader, checkpoint=ckpt_path, val_batch=val_batch, on_epoch_end=on_epoch_end,
+                val_image_dir=val_image_dir, val_every=val_every,
                 progress=progress, on_error=data.on_error)
     if not ckpt_path.exists():  # e.g. zero steps to run
         trainer.save(ckpt_path)

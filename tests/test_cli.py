@@ -58,6 +58,7 @@ def test_train_then_colorize_end_to_end(photo_folder, tmp_path):
                              "--checkpoint-dir", ck, "--device", "cpu", "--no-progress")
     assert code == 0, err
     assert (ck / "baseline.pt").is_file() and "3 steps" in out
+    assert (ck / "val_images" / "baseline_epoch0001.png").is_file()  # validation images
     src = sorted((photo_folder / "val").iterdir())[:2]
     wide = tmp_path / "wide photo.jpg"
     Image.new("RGB", (150, 40), (120, 90, 60)).save(wide)

@@ -1,0 +1,429 @@
+"""Quality run: colorlib against the seed tutorial's pipeline, same photos, same wall clock.
+
+Trains, on the real photos in ``../shared/data/photos/train`` and at a
+reduced size on the CPU:
+
+* colorlib: ResNet18 U-Net L1 pretraining, then GAN fine-tuning
+  (``colorlib.train.Trainer``, its cached uint8 Dataset and batched Lab);
+* the seed tutorial (``../shared/reference/seed_tutorial.py``): its
+  ``build_res_unet(pretrained=False)`` + ``pretrain_step``, then
+  ``MainModel(net_G=...).optimize()``, on its own ``ColorizationDataset``;
+* colorlib's pix2pix baseline (for the notebooks' stage table).
+
+The two ResNet18 U-Net pipelines run *at the same time*, one process and one
+torch thread each, with the same deadline per stage, so that whatever else
+the machine is doing slows both alike. Neither side has ImageNet weights
+(this machine is offline): both encoders start from the same random
+initialisation (same seed, same construction order).
+
+The seed's generators are exported into colorlib checkpoints (the
+architectures are identical fastai DynamicUnets), so ``colorlib evaluate``
+measures both on ``../shared/data/photos/val`` with the same code. The
+seed's own way of producing a picture (squash the photo to size x size,
+predict, convert back, and here upscale to the photo's size) is measured
+too, with the same metrics.
+
+Reproduce everything (about 35 minutes on 2 CPU cores), from the repo root::
+
+    nohup python benchmarks/quality_run.py all --out runs/photos64 > runs/photos64.log 2>&1 &
+
+or stage by stage (``all`` runs exactly these and logs them to
+``<out>/commands.txt``)::
+
+    python benchmarks/quality_run.py colorlib --stage pretrain --minutes 14 --threads 1 --out runs/photos64
+    python benchmarks/quality_run.py seed     --stage pretrain --minutes 14 --threads 1 --out runs/photos64
+    python benchmarks/quality_run.py colorlib --stage gan      --minutes 7  --threads 1 --out runs/photos64
+    python benchmarks/quality_run.py seed     --stage gan      --minutes 7  --threads 1 --out runs/photos64
+    python benchmarks/quality_run.py colorlib --stage baseline --minutes 7  --threads 2 --out runs/photos64
+    python benchmarks/quality_run.py evaluate --out runs/photos64
+
+Checkpoints: ``<out>/colorlib/{baseline,pretrain,gan}.pt`` and
+``<out>/seed/{pretrain,gan}.pt``; results: ``<out>/results.json`` and
+``<out>/results.md``. ``runs/`` is git-ignored: weights trained on the
+shared photos must never be committed or shipped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DEFAULT_DATA = SHARED / "data" / "photos"
+LOG_EVERY = 10
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------ colorlib
+def train_colorlib(args) -> dict:
+    """One colorlib stage with a wall-clock deadline instead of an epoch count."""
+    from colorlib.data import ColorizationDataset, find_images, make_loader
+    from colorlib.networks import ModelConfig
+    from colorlib.train import STAGE_ARCH, TrainConfig, Trainer
+
+    class TimedTrainer(Trainer):
+        deadline = math.inf
+
+        def _done(self) -> bool:
+            return super()._done() or time.perf_counter() >= self.deadline
+
+        def train_step(self, L, ab):
+            losses = super().train_step(L, ab)
+            if (self.step + 1) % LOG_EVERY == 0:
+                log(f"colorlib {self.cfg.stage} step {self.step + 1}: "
+                    + ", ".join(f"{k}={v:.4f}" for k, v in losses.items()))
+            return losses
+
+    out = args.out / "colorlib"
+    paths = find_images(args.data / "train")
+    model_cfg = ModelConfig(arch=STAGE_ARCH[args.stage], size=args.size, num_filters=args.filters)
+    cfg = TrainConfig(stage=args.stage, epochs=1_000_000, seed=args.seed)
+    init = out / "pretrain.pt" if args.stage == "gan" else None
+    trainer = TimedTrainer(model_cfg, cfg, "cpu", weights="none", init=init)
+    loader = make_loader(ColorizationDataset(paths, args.size, lab=False), args.batch_size,
+                         train=True, seed=args.seed)
+    log(f"colorlib {args.stage}: {len(paths)} photos, {args.size} px, batch {args.batch_size}, "
+        f"{args.minutes} min, {torch.get_num_threads()} thread(s)")
+    start = time.perf_counter()
+    trainer.deadline = start + args.minutes * 60
+    trainer.fit(loader, checkpoint=out / f"{args.stage}.pt", progress=False)
+    seconds = time.perf_counter() - start
+    return {"pipeline": "colorlib", "stage": args.stage, "steps": trainer.step,
+            "images_seen": trainer.step * args.batch_size, "seconds": round(seconds, 1),
+            "epochs": round(trainer.step * args.batch_size / len(paths), 3),
+            "last": trainer.history[-1] if trainer.history else {},
+            "checkpoint": str(out / f"{args.stage}.pt")}
+
+
+# ---------------------------------------------------------------------- seed
+def _import_seed():
+    sys.path.insert(0, str(SHARED / "reference"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import seed_tutorial
+    return seed_tutorial
+
+
+def seed_paths(folder: Path, seed: int = 123) -> list[str]:
+    """The tutorial's way: list the photos, shuffle them once with NumPy seed 123."""
+    paths = sorted(str(p) for p in folder.glob("*.jpg"))
+    np.random.seed(seed)
+    return list(np.random.permutation(paths))
+
+
+def export_seed_generator(net_G, stage: str, size: int, info: dict, path: Path) -> Path:
+    """Store the seed's generator as a colorlib checkpoint (same DynamicUnet layout)."""
+    from colorlib import __version__
+    from colorlib.checkpoint import save_checkpoint
+    from colorlib.networks import ModelConfig
+
+    payload = {"stage": stage, "model": ModelConfig(arch="resnet18_unet", size=size).to_dict(),
+               "generator": {k: v.detach().cpu() for k, v in net_G.state_dict().items()},
+               "weights": "none", "colorlib_version": __version__,
+               "source": "seed_tutorial (exported by benchmarks/quality_run.py)",
+               "step": info["steps"], "train_seconds": info["seconds"],
+               "history": info.pop("history")}
+    return save_checkpoint(payload, path)
+
+
+def train_seed(args) -> dict:
+    """The seed tutorial's loops, run until the same deadline as colorlib's."""
+    st = _import_seed()
+    from torch import nn, optim
+
+    out = args.out / "seed"
+    paths = seed_paths(args.data / "train")
+    torch.manual_seed(args.seed)  # the same random encoder/decoder init as colorlib's
+    net_G = st.build_res_unet(n_input=1, n_output=2, size=args.size, device="cpu",
+                              pretrained=False)
+    # n_workers=0: in-process loading, as for colorlib (2 cores, shared).
+    dl = st.make_dataloaders(batch_size=args.batch_size, n_workers=0, pin_memory=False,
+                             paths=paths, split="train", size=args.size)
+    if args.stage == "pretrain":
+        opt, criterion = optim.Adam(net_G.parameters(), lr=1e-4), nn.L1Loss()
+        step_fn = lambda data: {"loss_G_L1": st.pretrain_step(net_G, opt, criterion, data)}  # noqa: E731
+    else:
+        from colorlib.checkpoint import load_checkpoint
+
+        net_G.load_state_dict(load_checkpoint(out / "pretrain.pt")["generator"])
+        model = st.MainModel(net_G=net_G, lambda_L1=100.0, device="cpu")
+
+        def step_fn(data):
+            model.setup_input(data)
+            model.optimize()
+            return {"loss_D": model.loss_D.item(), "loss_G_GAN": model.loss_G_GAN.item(),
+                    "loss_G_L1": model.loss_G_L1.item()}
+    log(f"seed {args.stage}: {len(paths)} photos, {args.size} px, batch {args.batch_size}, "
+        f"{args.minutes} min, {torch.get_num_threads()} thread(s)")
+    history, step = [], 0
+    start = time.perf_counter()
+    deadline = start + args.minutes * 60
+    while time.perf_counter() < deadline:
+        for data in dl:
+            losses = step_fn(data)
+            step += 1
+            history.append({"step": step, **losses})
+            if step % LOG_EVERY == 0:
+                log(f"seed {args.stage} step {step}: "
+                    + ", ".join(f"{k}={v:.4f}" for k, v in losses.items()))
+            if time.perf_counter() >= deadline:
+                break
+    seconds = time.perf_counter() - start
+    info = {"pipeline": "seed", "stage": args.stage, "steps": step,
+            "images_seen": step * args.batch_size, "seconds": round(seconds, 1),
+            "epochs": round(step * args.batch_size / len(paths), 3),
+            "last": history[-1] if history else {}, "history": history,
+            "checkpoint": str(out / f"{args.stage}.pt")}
+    net_G.eval()
+    export_seed_generator(net_G, args.stage, args.size, info, out / f"{args.stage}.pt")
+    return info
+
+
+def seed_own_inference(size: int):
+    """The seed's picture-making path, for any photo: squash to size x size, predict,
+    lab_to_rgb, then (our addition, to compare at the photo's size) bicubic upscale."""
+    st = _import_seed()
+    from PIL import Image
+    from torchvision import transforms
+
+    def make(net):
+        @torch.no_grad()
+        def colorize_fn(rgb: np.ndarray) -> np.ndarray:
+            from skimage.color import rgb2lab
+
+            h, w = rgb.shape[:2]
+            img = transforms.Resize((size, size), Image.Resampling.BICUBIC)(Image.fromarray(rgb))
+            lab = transforms.ToTensor()(rgb2lab(np.array(img)).astype("float32"))
+            L = lab[[0], ...][None] / 50.0 - 1.0
+            out = st.lab_to_rgb(L, net(L))[0]
+            up = Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
+            return np.asarray(up.resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+        return colorize_fn
+    return make
+
+
+# ------------------------------------------------------------------ evaluate
+ROWS = [  # (key, label, checkpoint relative to --out)
+    ("greyscale", "greyscale baseline (ab = 0)", None),
+    ("colorlib_baseline", "colorlib pix2pix baseline (GAN + L1, from scratch)", "colorlib/baseline.pt"),
+    ("colorlib_pretrain", "colorlib ResNet18 U-Net, L1 pretraining", "colorlib/pretrain.pt"),
+    ("colorlib_gan", "colorlib ResNet18 U-Net, + GAN fine-tuning", "colorlib/gan.pt"),
+    ("seed_pretrain", "seed ResNet18 U-Net, L1 pretraining", "seed/pretrain.pt"),
+    ("seed_gan", "seed ResNet18 U-Net, + GAN fine-tuning", "seed/gan.pt"),
+]
+
+
+EVAL_PARTS = (("greyscale", "colorlib_baseline", "colorlib_pretrain", "colorlib_gan"),
+              ("seed_pretrain", "seed_gan", "seed_gan_own_inference"))
+
+
+def evaluate_part(args) -> None:
+    """Evaluate the models named in ``--only`` on the val photos; one JSON report each."""
+    from colorlib.evaluate import evaluate_paths, find_eval_images, write_json
+    from colorlib.inference import load_generator
+
+    paths = find_eval_images(args.data / "val")
+    if args.limit:
+        paths = paths[: args.limit]
+    keys = args.only.split(",")
+    ckpts = {key: rel for key, _, rel in ROWS}
+    for key in keys:
+        if key == "greyscale":
+            continue  # scored alongside the first model evaluated in this part
+        rel = ckpts.get(key, "seed/gan.pt" if key == "seed_gan_own_inference" else None)
+        ckpt = args.out / rel
+        if not ckpt.exists():
+            log(f"skip {key}: {ckpt} missing")
+            continue
+        baseline = "greyscale" in keys and key == next(k for k in keys if k != "greyscale")
+        log(f"evaluating {key} ({ckpt}) on {len(paths)} photos")
+        start = time.perf_counter()
+        if key == "seed_gan_own_inference":
+            net, cfg = load_generator(ckpt, device="cpu")
+            report = evaluate_paths(paths, colorize_fn=seed_own_inference(cfg.size)(net),
+                                    progress=False, baseline=baseline)
+        else:
+            report = evaluate_paths(paths, checkpoint=ckpt, progress=False, baseline=baseline)
+        report["seconds"] = round(time.perf_counter() - start, 1)
+        write_json(report, args.out / "eval" / f"{key}.json")
+        log(f"{key}: {json.dumps({k: round(v, 3) for k, v in report['model'].items()})}")
+
+
+def evaluate(args) -> dict:
+    """All models, in two processes side by side, then the merged table."""
+    cmds = [(f"evaluate_part{i}", _command("evaluate-part", args, only=",".join(part), threads=1,
+                                           limit=args.limit))
+            for i, part in enumerate(EVAL_PARTS)]
+    _run_parallel(cmds, args)
+    return report(args)
+
+
+def report(args) -> dict:
+    """Merge ``<out>/eval/*.json`` and the training logs into results.json and results.md."""
+    results, images = {}, None
+    for key in [k for part in EVAL_PARTS for k in part]:
+        f = args.out / "eval" / f"{key}.json"
+        if not f.exists():
+            continue
+        rep = json.loads(f.read_text())
+        results[key] = rep["model"]
+        if "greyscale" in rep["baselines"]:
+            results["greyscale"] = rep["baselines"]["greyscale"]
+        images = rep["images"]
+    summary = {"images": images, "data": str(args.data / "val"), "metrics": results,
+               "training": _read_train_info(args.out), "machine": machine_info()}
+    (args.out / "results.json").write_text(json.dumps(summary, indent=1))
+    table = markdown_table(summary)
+    (args.out / "results.md").write_text(table)
+    print(table)
+    return summary
+
+
+def _read_train_info(out: Path) -> dict:
+    info = {}
+    for f in sorted((out / "logs").glob("*.json")) if (out / "logs").exists() else []:
+        info[f.stem] = json.loads(f.read_text())
+    return info
+
+
+LABELS = dict((k, label) for k, label, _ in ROWS)
+LABELS["seed_gan_own_inference"] = ("seed ResNet18 U-Net + GAN, the seed's own inference "
+                                    "(squashed to size x size, upscaled)")
+
+
+def markdown_table(summary: dict) -> str:
+    cols = [("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"), ("auc", "AuC %", "{:.2f}"),
+            ("colorfulness", "CF", "{:.1f}"), ("delta_colorfulness", "ΔCF", "{:.1f}"),
+            ("grey_fraction", "grey px %", "{:.1f}")]
+    train = summary["training"]
+    lines = ["| model | steps (images seen) | train min | " + " | ".join(c[1] for c in cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    order = ["greyscale", "colorlib_baseline", "colorlib_pretrain", "colorlib_gan",
+             "seed_pretrain", "seed_gan", "seed_gan_own_inference"]
+    for key in order:
+        m = summary["metrics"].get(key)
+        if m is None:
+            continue
+        tkey = {"seed_gan_own_inference": "seed_gan"}.get(key, key)
+        steps = _steps_text(train, tkey)
+        cells = [fmt.format(m[k]) if k != "grey_fraction" else fmt.format(100 * m[k])
+                 for k, _, fmt in cols]
+        lines.append(f"| {LABELS[key]} | {steps} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _steps_text(train: dict, key: str) -> str:
+    if key == "greyscale" or key not in train:
+        return "– | –"
+    t = train[key]
+    text = f"{t['steps']} ({t['images_seen']})"
+    if key.endswith("_gan"):  # the GAN stage continues from the pretrain stage
+        pre = train.get(key.replace("_gan", "_pretrain"))
+        if pre:
+            return f"{pre['steps']} + {t['steps']} | {(pre['seconds'] + t['seconds']) / 60:.1f}"
+    return f"{text} | {t['seconds'] / 60:.1f}"
+
+
+def machine_info() -> dict:
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version(), "loadavg": os.getloadavg()}
+
+
+# ---------------------------------------------------------------- orchestrate
+def _command(kind: str, args, **extra) -> list[str]:
+    cmd = [sys.executable, str(Path(__file__).relative_to(ROOT)), kind, "--out", str(args.out),
+           "--data", str(args.data), "--size", str(args.size), "--batch-size", str(args.batch_size)]
+    for k, v in extra.items():
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
+    return cmd
+
+
+def _run_parallel(cmds: list[tuple[str, list[str]]], args) -> None:
+    logs = args.out / "logs"
+    procs = []
+    with open(args.out / "commands.txt", "a") as f:
+        for name, cmd in cmds:
+            f.write(" ".join(cmd) + "\n")
+            log(f"start {name}: {' '.join(cmd)}")
+            procs.append((name, subprocess.Popen(cmd, cwd=ROOT, stdout=open(logs / f"{name}.log", "w"),
+                                                 stderr=subprocess.STDOUT)))
+    for name, p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"{name} failed (exit {p.returncode}); see {logs / (name + '.log')}")
+        log(f"done {name}")
+
+
+def run_all(args) -> None:
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    log(f"machine: {machine_info()}")
+    _run_parallel([("colorlib_pretrain", _command("colorlib", args, stage="pretrain", minutes=args.pretrain_min, threads=1)),
+                   ("seed_pretrain", _command("seed", args, stage="pretrain", minutes=args.pretrain_min, threads=1))], args)
+    _run_parallel([("colorlib_gan", _command("colorlib", args, stage="gan", minutes=args.gan_min, threads=1)),
+                   ("seed_gan", _command("seed", args, stage="gan", minutes=args.gan_min, threads=1))], args)
+    _run_parallel([("colorlib_baseline", _command("colorlib", args, stage="baseline",
+                                                  minutes=args.baseline_min, threads=2))], args)
+    log(f"training done in {(time.perf_counter() - t0) / 60:.1f} min")
+    evaluate(args)
+    log(f"all done in {(time.perf_counter() - t0) / 60:.1f} min")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", choices=("colorlib", "seed", "evaluate", "evaluate-part",
+                                         "report", "all"))
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "photos64")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--stage", choices=("baseline", "pretrain", "gan"))
+    parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--filters", type=int, default=64, help="pix2pix U-Net width")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate on the first N photos only")
+    parser.add_argument("--only", default="", help="evaluate-part: comma-separated model keys")
+    parser.add_argument("--pretrain-min", type=float, default=14)
+    parser.add_argument("--gan-min", type=float, default=7)
+    parser.add_argument("--baseline-min", type=float, default=7)
+    args = parser.parse_args(argv)
+    if not (args.data / "train").is_dir():
+        raise SystemExit(f"--data: {args.data}/train not found (the shared photos are needed)")
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    if args.kind == "all":
+        return run_all(args)
+    if args.kind in ("evaluate", "evaluate-part", "report"):
+        {"evaluate": evaluate, "evaluate-part": evaluate_part, "report": report}[args.kind](args)
+        return
+    if args.stage is None or (args.kind == "seed" and args.stage == "baseline"):
+        raise SystemExit("--stage: colorlib takes baseline/pretrain/gan, seed takes pretrain/gan")
+    info = (train_colorlib if args.kind == "colorlib" else train_seed)(args)
+    info.update(threads=args.threads, size=args.size, batch_size=args.batch_size,
+                minutes_budget=args.minutes, loadavg_end=os.getloadavg())
+    (args.out / "logs").mkdir(parents=True, exist_ok=True)
+    (args.out / "logs" / f"{args.kind}_{args.stage}.json").write_text(json.dumps(info, indent=1))
+    log(f"finished: {json.dumps({k: v for k, v in info.items() if k != 'last'})}")
+
+
+if __name__ == "__main__":
+    main()

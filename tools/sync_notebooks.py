@@ -1,0 +1,125 @@
+"""(Re)write the first two cells of every notebook from pyproject.toml.
+
+The repository URL has one home: ``[project.urls] Repository`` in
+pyproject.toml. Each notebook starts with a badge cell (Open in Colab, Open
+in Kaggle, pointing at that notebook on the ``main`` branch) and a setup
+cell (installs colorlib from that repository on Colab/Kaggle). Both contain
+the URL literally, because a badge is plain Markdown and the setup cell must
+run before colorlib exists; this script keeps them in step with pyproject.
+
+    python tools/sync_notebooks.py          # rewrite cells that differ
+    python tools/sync_notebooks.py --check  # exit 1 if any notebook is out of step
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: no TOML parser in the standard library
+    tomllib = None
+
+ROOT = Path(__file__).resolve().parents[1]
+BRANCH = "main"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+BADGE_TAG = "colorlib-badges"
+SETUP_TAG = "colorlib-setup"
+
+
+def repo_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """``[project.urls] Repository`` without a trailing slash or ``.git``."""
+    text = pyproject.read_text()
+    if tomllib is not None:
+        url = tomllib.loads(text).get("project", {}).get("urls", {}).get("Repository")
+    else:
+        match = re.search(r'^Repository\s*=\s*"([^"]+)"', text, re.M)
+        url = match.group(1) if match else None
+    if not url:
+        raise SystemExit(f"{pyproject}: no [project.urls] Repository entry")
+    url = url.rstrip("/")
+    return url[:-4] if url.endswith(".git") else url
+
+
+def badge_source(url: str, nb_path: str) -> str:
+    """Markdown for the two badges of notebook ``nb_path`` (relative to the repo root)."""
+    if not url.startswith("https://github.com/"):
+        raise ValueError(f"Repository URL must be a https://github.com/ URL, got {url!r}")
+    blob = f"{url}/blob/{BRANCH}/{nb_path}"
+    colab = blob.replace("https://github.com/", "https://colab.research.google.com/github/", 1)
+    kaggle = f"https://kaggle.com/kernels/welcome?src={blob}"
+    return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})\n"
+            f"[![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]({kaggle})")
+
+
+def setup_source(url: str) -> str:
+    """The setup cell: install colorlib on Colab/Kaggle, use the local install elsewhere."""
+    return (
+        "# Setup: on Colab or Kaggle install colorlib from GitHub (lower bounds only, so the\n"
+        "# preinstalled torch stays); locally, `pip install -e .` has already done it.\n"
+        "import os, subprocess, sys\n"
+        "\n"
+        'if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:\n'
+        "    subprocess.check_call([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
+        f"                           \"colorlib @ git+{url}\"])\n"
+        "\n"
+        "import colorlib\n"
+        'print("colorlib", colorlib.__version__)')
+
+
+def expected_cells(url: str, nb_path: str) -> list:
+    badge = nbformat.v4.new_markdown_cell(badge_source(url, nb_path))
+    badge.metadata["tags"] = [BADGE_TAG]
+    badge["id"] = BADGE_TAG  # fixed ids: re-syncing never churns the diff
+    setup = nbformat.v4.new_code_cell(setup_source(url))
+    setup.metadata["tags"] = [SETUP_TAG]
+    setup["id"] = SETUP_TAG
+    return [badge, setup]
+
+
+def notebooks(root: Path = ROOT) -> list[Path]:
+    return sorted((root / "notebooks").glob(NOTEBOOK_GLOB))
+
+
+def _is_managed(cell, tag: str) -> bool:
+    return tag in cell.get("metadata", {}).get("tags", [])
+
+
+def sync_notebook(path: Path, url: str, root: Path = ROOT, write: bool = True) -> bool:
+    """Make the first two cells of ``path`` the badge and setup cells; True if it changed."""
+    nb = nbformat.read(path, as_version=4)
+    rel = path.resolve().relative_to(root.resolve()).as_posix()
+    badge, setup = expected_cells(url, rel)
+    cells = list(nb.cells)
+    # Replace the managed cells where they are, or insert them in front.
+    rest = [c for c in cells if not (_is_managed(c, BADGE_TAG) or _is_managed(c, SETUP_TAG))]
+    old = cells[:2]
+    new_cells = [badge, setup] + rest
+    changed = (len(old) < 2 or [c.source for c in old] != [badge.source, setup.source]
+               or len(rest) != len(cells) - 2
+               or not (_is_managed(old[0], BADGE_TAG) and _is_managed(old[1], SETUP_TAG)))
+    if changed and write:
+        nb.cells = new_cells
+        nbformat.write(nb, path)
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="only report notebooks whose first cells differ (exit 1 if any)")
+    args = parser.parse_args(argv)
+    url = repo_url()
+    stale = [p for p in notebooks() if sync_notebook(p, url, write=not args.check)]
+    for p in stale:
+        print(f"{p.relative_to(ROOT)}: {'out of step with' if args.check else 'synced from'} "
+              "pyproject.toml")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
