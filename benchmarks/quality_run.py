@@ -205,6 +205,8 @@ def seed_own_inference(size: int):
         def colorize_fn(rgb: np.ndarray) -> np.ndarray:
             from skimage.color import rgb2lab
 
+            if rgb.dtype != np.uint8:  # the greyscale input, as a photo file would hold it
+                rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
             h, w = rgb.shape[:2]
             img = transforms.Resize((size, size), Image.Resampling.BICUBIC)(Image.fromarray(rgb))
             lab = transforms.ToTensor()(rgb2lab(np.array(img)).astype("float32"))
@@ -241,6 +243,7 @@ def evaluate_part(args) -> None:
         paths = paths[: args.limit]
     keys = args.only.split(",")
     ckpts = {key: rel for key, _, rel in ROWS}
+    need_baseline = "greyscale" in keys
     for key in keys:
         if key == "greyscale":
             continue  # scored alongside the first model evaluated in this part
@@ -249,7 +252,7 @@ def evaluate_part(args) -> None:
         if not ckpt.exists():
             log(f"skip {key}: {ckpt} missing")
             continue
-        baseline = "greyscale" in keys and key == next(k for k in keys if k != "greyscale")
+        baseline, need_baseline = need_baseline, False  # once, with the first model found
         log(f"evaluating {key} ({ckpt}) on {len(paths)} photos")
         start = time.perf_counter()
         if key == "seed_gan_own_inference":
@@ -419,7 +422,8 @@ def main(argv=None) -> None:
         raise SystemExit("--stage: colorlib takes baseline/pretrain/gan, seed takes pretrain/gan")
     info = (train_colorlib if args.kind == "colorlib" else train_seed)(args)
     info.update(threads=args.threads, size=args.size, batch_size=args.batch_size,
-                minutes_budget=args.minutes, loadavg_end=os.getloadavg())
+                minutes_budget=args.minutes, loadavg_end=os.getloadavg(),
+                cpu_seconds=round(time.process_time(), 1))  # this process, imports included
     (args.out / "logs").mkdir(parents=True, exist_ok=True)
     (args.out / "logs" / f"{args.kind}_{args.stage}.json").write_text(json.dumps(info, indent=1))
     log(f"finished: {json.dumps({k: v for k, v in info.items() if k != 'last'})}")

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from .images import IMAGE_EXTENSIONS, ImageReadError, is_image_file, load_rgb, resize_rgb
+from .images import (IMAGE_EXTENSIONS, ImageReadError, check_image, is_image_file, load_rgb,
+                     resize_rgb)
 from .lab import rgb_to_lab_tensor
 
 COCO_SAMPLE_SIZE = 10_000
@@ -107,6 +108,26 @@ def resolve_source(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
     if cfg.max_images is not None:
         train = train[: cfg.max_images]
     return train, val
+
+
+def drop_unreadable(paths: Sequence[Path], on_error: str = "skip") -> list[Path]:
+    """``paths`` without the files that are plainly not readable images.
+
+    A header check per file (no decoding), so every empty file, non-image or
+    decompression bomb is named once, before training, rather than only
+    when (and if) an epoch happens to draw it. ``on_error="raise"`` stops at
+    the first one instead of warning.
+    """
+    good = []
+    for path in paths:
+        try:
+            check_image(path)
+            good.append(path)
+        except ImageReadError as err:
+            if on_error == "raise":
+                raise
+            warnings.warn(f"skipping unreadable image {err}", stacklevel=2)
+    return good
 
 
 # ------------------------------------------------------------------ dataset

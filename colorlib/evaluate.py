@@ -155,6 +155,31 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def comparison_table(reports: dict[str, dict], baseline: str = "greyscale") -> str:
+    """A Markdown table of several models' mean metrics, plus the ``baseline`` and the photos.
+
+    ``reports`` maps a row name to a report of :func:`evaluate_paths` on the
+    same photos; the baseline row is taken from the first report that has it.
+    """
+    rows = {name: r["model"] for name, r in reports.items()}
+    base = next((r["baselines"][baseline] for r in reports.values()
+                 if baseline in r.get("baselines", {})), None)
+    if base is not None:
+        rows[f"{baseline} baseline (ab = 0)"] = base
+    first = next(iter(reports.values()))["model"] if reports else {}
+    head = "| | " + " | ".join(label for _, label, _ in TABLE_COLUMNS) + " |"
+    lines = [head, "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
+    for name, m in rows.items():
+        lines.append(f"| {name} | " + " | ".join(fmt.format(m[k]) for k, _, fmt in TABLE_COLUMNS)
+                     + " |")
+    if first:
+        truth = {"colorfulness": first["colorfulness_truth"],
+                 "grey_fraction": first["grey_fraction_truth"]}
+        lines.append("| ground truth | " + " | ".join(
+            fmt.format(truth[k]) if k in truth else "" for k, _, fmt in TABLE_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_json(report: dict, path: str | os.PathLike) -> Path:
     """Write ``report`` as JSON (creating the folder)."""
     path = Path(path)

@@ -224,6 +224,37 @@ def save_comparison_gif(images: Sequence[np.ndarray], labels: Sequence[str], pat
     return path
 
 
+def plot_ab_histograms(histograms: dict, limit: float = 110.0, means: dict | None = None):
+    """2-D histograms of a*b* values side by side (log colour scale), e.g. outputs vs truth.
+
+    ``histograms`` maps a title to a square count array over [-limit, limit]²
+    (a along rows, b along columns), as :func:`colorlib.metrics.ab_histogram`
+    makes; ``means`` may map the same titles to an (a, b) point to mark.
+    Grey is the centre; a dense blob just off it, towards +a +b, is brown.
+    """
+    plt = _plt()
+    from matplotlib.colors import LogNorm
+
+    fig, axes = plt.subplots(1, len(histograms), figsize=(4.2 * len(histograms), 4), squeeze=False)
+    for ax, (title, hist) in zip(axes[0], histograms.items()):
+        hist = np.asarray(hist, dtype=float)
+        density = hist / max(hist.sum(), 1.0)
+        floor = max(density[density > 0].min(), 1e-6) if (density > 0).any() else 1e-6
+        im = ax.imshow(density.T + 0.0, origin="lower", extent=[-limit, limit, -limit, limit],
+                       cmap="magma", norm=LogNorm(vmin=floor, vmax=max(density.max(), floor * 10)))
+        ax.axhline(0, color="w", lw=0.5, alpha=0.5)
+        ax.axvline(0, color="w", lw=0.5, alpha=0.5)
+        if means and title in means:
+            ax.plot(*means[title], "c+", ms=14, mew=2, label="mean (a, b)")
+            ax.legend(loc="lower left", fontsize=8)
+        ax.set_xlabel("a* (green - red)")
+        ax.set_ylabel("b* (blue - yellow)")
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of pixels")
+    fig.tight_layout()
+    return fig
+
+
 def _np(x) -> np.ndarray:
     try:
         import torch

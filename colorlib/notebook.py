@@ -156,7 +156,7 @@ def _apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
                 raise ValueError(f"{var}: expected a whole number, got {text!r}") from None
             if value < 1:
                 raise ValueError(f"{var}: expected a number >= 1, got {value}")
-            if name == "size" and value & (value - 1) or name == "size" and value < 32:
+            if name == "size" and (value < 32 or value & (value - 1)):
                 raise ValueError(f"{var}: must be a power of two >= 32, got {value}")
             changes[name] = value
         elif kind is Path:

@@ -26,7 +26,8 @@ from torch import nn
 
 from . import __version__
 from .checkpoint import STAGES, CheckpointError, checkpoint_path, load_checkpoint, save_checkpoint
-from .data import DataConfig, ColorizationDataset, make_loader, prepare_batch, resolve_source
+from .data import (DataConfig, ColorizationDataset, drop_unreadable, make_loader, prepare_batch,
+                   resolve_source)
 from .losses import GANLoss, l1_term
 from .networks import ModelConfig, build_discriminator, build_generator
 
@@ -388,7 +389,12 @@ def train_stage(stage: str, data: DataConfig, epochs: int, checkpoint_dir: str |
     if ckpt_path.exists() and not (resume or overwrite):
         raise FileExistsError(f"{ckpt_path}: a checkpoint already exists; pass --resume to "
                               "continue it or --overwrite to start again")
-    train_paths, val_paths = resolve_source(data)
+    found, val_paths = resolve_source(data)
+    train_paths = drop_unreadable(found, data.on_error)
+    val_paths = drop_unreadable(val_paths, data.on_error)
+    if not train_paths:
+        raise ValueError(f"{data.source}: none of the training images can be read "
+                         "(each one is named above)")
     train_ds = ColorizationDataset(train_paths, data.size, lab=False)
     loader = make_loader(train_ds, data.batch_size, train=True, seed=seed,
                          num_workers=data.num_workers,

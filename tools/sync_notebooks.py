@@ -53,7 +53,10 @@ def badge_source(url: str, nb_path: str) -> str:
     colab = blob.replace("https://github.com/", "https://colab.research.google.com/github/", 1)
     kaggle = f"https://kaggle.com/kernels/welcome?src={blob}"
     return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})\n"
-            f"[![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]({kaggle})")
+            f"[![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]({kaggle})\n"
+            "\n"
+            "On Colab or Kaggle, pick a GPU runtime/accelerator; on Kaggle also switch *Internet* "
+            "on, since the setup cell installs colorlib from GitHub.")
 
 
 def setup_source(url: str) -> str:
