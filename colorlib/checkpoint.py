@@ -73,8 +73,8 @@ class _WriteErrorRecorder:
             self.error = self.error or err
             raise
 
-    def flush(self) -> None:
-        self.f.flush()
+    def __getattr__(self, name):  # flush, seek, tell, ...: the file's own
+        return getattr(self.f, name)
 
 
 def _remove_stale_temp_files(path: Path) -> None:

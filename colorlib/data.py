@@ -14,6 +14,7 @@ conversion function.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_worker_info
 
 from .images import (IMAGE_EXTENSIONS, ImageReadError, check_image, is_image_file, load_rgb,
                      resize_rgb)
@@ -148,30 +149,107 @@ class ColorizationDataset(Dataset):
         self.size = size
         self.lab = lab
         self.cache = cache
-        self._cache: dict[int, np.ndarray] = {}
+        self._cache: dict[int, torch.Tensor] = {}  # idx -> 3xHxW uint8, ready to stack
+        self._errors: dict[int, str] = {}  # idx -> why the file cannot be read
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def load(self, idx: int) -> np.ndarray:
-        """Decode and resize photo ``idx`` once; later epochs reuse the pixels."""
+    def decode(self, idx: int) -> torch.Tensor:
+        """Read photo ``idx`` from disk and resize it: 3xHxW uint8 (no caching)."""
+        rgb = resize_rgb(load_rgb(self.paths[idx], max_side=self.size), self.size)
+        return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+
+    def pixels(self, idx: int) -> torch.Tensor:
+        """Photo ``idx`` as 3xHxW uint8, decoded once; later epochs reuse the pixels."""
         if idx in self._cache:
             return self._cache[idx]
-        rgb = resize_rgb(load_rgb(self.paths[idx], max_side=self.size), self.size)
-        if self.cache:
-            self._cache[idx] = rgb
-        return rgb
+        if idx in self._errors:
+            path, _, reason = self._errors[idx].partition(": ")
+            raise ImageReadError(path, reason)
+        # Worker processes never keep pixels: a per-worker copy of the cache
+        # would multiply memory, and tensors they send are in shared memory.
+        keep = self.cache and get_worker_info() is None
+        try:
+            pixels = self.decode(idx)
+        except ImageReadError as err:
+            if keep:
+                self._errors[idx] = str(err)
+            raise
+        if keep:
+            self._cache[idx] = pixels
+        return pixels
+
+    def load(self, idx: int) -> np.ndarray:
+        """Photo ``idx`` as an HxWx3 uint8 array (decoded once, then cached)."""
+        return self.pixels(idx).permute(1, 2, 0).numpy()
+
+    def nbytes(self) -> int:
+        """Memory the whole set takes once cached."""
+        return len(self) * 3 * self.size * self.size
+
+    @property
+    def fully_cached(self) -> bool:
+        return len(self._cache) + len(self._errors) >= len(self)
+
+    def preload(self, num_workers: int = 0, progress: bool = False) -> None:
+        """Decode every photo not yet cached, with ``num_workers`` processes.
+
+        After this, serving a batch is a memory copy: no file is read again.
+        Workers only decode; the pixels come back to this process, so there
+        is one cache, not one per worker.
+        """
+        todo = [i for i in range(len(self)) if i not in self._cache and i not in self._errors]
+        if not todo or not self.cache:
+            return
+        decoder = _Decoder(self.paths, self.size)
+        if num_workers > 0:
+            batches = DataLoader(decoder, batch_size=16, sampler=todo, num_workers=num_workers,
+                                 collate_fn=list)
+        else:
+            batches = ([decoder[i]] for i in todo)
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(todo), desc="decoding photos once", disable=not progress,
+                  leave=False) as bar:
+            for items in batches:
+                for idx, rgb, error in items:
+                    if error is None:
+                        self._cache[idx] = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+                    else:
+                        self._errors[idx] = error
+                bar.update(len(items))
 
     def __getitem__(self, idx: int) -> dict:
         try:
-            rgb = self.load(idx)
+            pixels = self.pixels(idx)
         except ImageReadError as err:
             return {"error": str(err)}
-        pixels = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
         if not self.lab:
             return {"rgb": pixels}
         L, ab = rgb_to_lab_tensor(pixels[None])
         return {"L": L[0], "ab": ab[0]}
+
+
+class _Decoder(Dataset):
+    """Worker-side view of a dataset for :meth:`ColorizationDataset.preload`.
+
+    Returns plain numpy pixels (pickled back to the main process) rather
+    than tensors, so thousands of cached images do not each hold a shared
+    memory segment open.
+    """
+
+    def __init__(self, paths: list[Path], size: int):
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, idx: int) -> tuple[int, np.ndarray | None, str | None]:
+        try:
+            return idx, resize_rgb(load_rgb(self.paths[idx], max_side=self.size), self.size), None
+        except ImageReadError as err:
+            return idx, None, str(err)
 
 
 def collate(items: list[dict]) -> dict:
@@ -218,45 +296,111 @@ class EpochSampler(Sampler[int]):
         return max(0, math.ceil(self.n / self.world) - self.skip)
 
 
+class CachedLoader:
+    """Serves batches of a :class:`ColorizationDataset` from memory.
+
+    On the first iteration every photo is decoded once (by ``num_workers``
+    processes); from then on a batch is a dictionary lookup and one stack,
+    about a millisecond for 16 images at 256 px, so even a fast GPU never
+    waits for the loader. Batches are exactly those a ``DataLoader`` with the
+    same sampler would give (same order, same ``collate``), so training is
+    bitwise the same whether the cache is warm or not. Quacks like the
+    ``DataLoader`` it replaces: ``sampler``, ``batch_size``, ``drop_last``,
+    ``dataset``, ``len()``.
+    """
+
+    def __init__(self, dataset: ColorizationDataset, batch_size: int, sampler: EpochSampler,
+                 drop_last: bool, num_workers: int = 0, pin_memory: bool = False):
+        self.dataset, self.batch_size, self.sampler = dataset, batch_size, sampler
+        self.drop_last, self.num_workers, self.pin_memory = drop_last, num_workers, pin_memory
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict]:
+        self.dataset.preload(self.num_workers)
+        order = list(self.sampler)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            if self.drop_last and len(chunk) < self.batch_size:
+                break
+            batch = collate([self.dataset[i] for i in chunk])
+            if self.pin_memory and "rgb" in batch:
+                batch["rgb"] = batch["rgb"].pin_memory()
+            yield batch
+
+
+def cache_budget_bytes() -> int:
+    """Most memory a loader may use to keep decoded photos (``$COLORLIB_CACHE_GB``).
+
+    Default: a third of this machine's RAM, at most 16 GB. COCO's 8,000
+    training photos take 1.6 GB at 256 px.
+    """
+    if os.environ.get("COLORLIB_CACHE_GB"):
+        return int(float(os.environ["COLORLIB_CACHE_GB"]) * 2**30)
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 8 * 2**30
+    return min(ram // 3, 16 * 2**30)
+
+
 def make_loader(dataset: Dataset, batch_size: int, train: bool, seed: int = 0,
                 num_workers: int = 0, rank: int = 0, world: int = 1,
-                pin_memory: bool = False) -> DataLoader:
-    """A DataLoader with an :class:`EpochSampler` (training) or fixed order (val).
+                pin_memory: bool = False) -> DataLoader | CachedLoader:
+    """A loader with an :class:`EpochSampler` (training) or fixed order (val).
 
-    The loader gets its own ``torch.Generator`` so that creating an iterator
-    does not consume the global random state (which dropout uses), keeping a
-    resumed run bitwise identical to an uninterrupted one on the CPU.
+    A :class:`ColorizationDataset` that fits in :func:`cache_budget_bytes`
+    gets a :class:`CachedLoader` (decode once, then serve from memory);
+    anything else a ``DataLoader`` that decodes every epoch. The loader gets
+    its own ``torch.Generator`` so that creating an iterator does not consume
+    the global random state (which dropout uses), keeping a resumed run
+    bitwise identical to an uninterrupted one on the CPU.
     """
     sampler = EpochSampler(len(dataset), shuffle=train, seed=seed, rank=rank, world=world)
+    drop_last = train and len(dataset) // world >= batch_size
+    if isinstance(dataset, ColorizationDataset) and dataset.cache:
+        if dataset.nbytes() <= cache_budget_bytes():
+            return CachedLoader(dataset, batch_size, sampler, drop_last, num_workers, pin_memory)
+        warnings.warn(f"{len(dataset)} photos at {dataset.size} px need "
+                      f"{dataset.nbytes() / 2**30:.1f} GB, more than the cache budget "
+                      f"({cache_budget_bytes() / 2**30:.1f} GB, set COLORLIB_CACHE_GB); "
+                      "decoding them every epoch instead", stacklevel=2)
+        dataset.cache = False
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-        collate_fn=collate, drop_last=train and len(dataset) // world >= batch_size,
+        collate_fn=collate, drop_last=drop_last,
         pin_memory=pin_memory, persistent_workers=num_workers > 0,
         generator=torch.Generator().manual_seed(seed),
     )
 
 
-def random_hflip(tensors: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
+def random_hflip(tensors: Sequence[torch.Tensor], generator: torch.Generator,
+                 rank: int = 0, world: int = 1) -> list[torch.Tensor]:
     """Flip each image of a batch left-right with probability 1/2.
 
     The same coin decides for every tensor in ``tensors`` (e.g. L and ab), and
     ``generator`` is seeded per step by the caller, so augmentation is
-    reproducible and independent of worker processes.
+    reproducible and independent of worker processes. Under data-parallel
+    training each of ``world`` ranks holds every world-th image of the global
+    batch; coins are drawn for the global batch and each rank takes its
+    share, so the flips match a single-process run over the same batch.
+    The flip is a ``torch.where``, not boolean indexing, so a GPU batch
+    never makes the CPU wait.
     """
     n = tensors[0].shape[0]
-    flip = torch.rand(n, generator=generator) < 0.5
+    flip = (torch.rand(n * world, generator=generator) < 0.5)[rank::world]
     out = []
     for t in tensors:
-        t = t.clone()
-        mask = flip.to(t.device)
-        t[mask] = t[mask].flip(-1)
-        out.append(t)
+        mask = flip.to(t.device, non_blocking=True).view(-1, *([1] * (t.dim() - 1)))
+        out.append(torch.where(mask, t.flip(-1), t))
     return out
 
 
 def prepare_batch(batch: dict, device: torch.device | str, augment: bool = False,
-                  generator: torch.Generator | None = None,
-                  on_error: str = "skip") -> tuple[torch.Tensor, torch.Tensor] | None:
+                  generator: torch.Generator | None = None, on_error: str = "skip",
+                  rank: int = 0, world: int = 1) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Batch from the loader -> normalised (L, ab) on ``device``.
 
     Bad files named in ``batch["errors"]`` are warned about (``on_error="skip"``)
@@ -271,12 +415,12 @@ def prepare_batch(batch: dict, device: torch.device | str, augment: bool = False
     if "rgb" in batch:
         rgb = batch["rgb"].to(device, non_blocking=True)
         if augment:
-            (rgb,) = random_hflip([rgb], generator)
+            (rgb,) = random_hflip([rgb], generator, rank, world)
         return rgb_to_lab_tensor(rgb)
     if "L" in batch:
         L = batch["L"].to(device, non_blocking=True)
         ab = batch["ab"].to(device, non_blocking=True)
         if augment:
-            L, ab = random_hflip([L, ab], generator)
+            L, ab = random_hflip([L, ab], generator, rank, world)
         return L, ab
     return None

@@ -4,8 +4,8 @@ Each photo is reduced to its lightness (what a black-and-white photo
 holds), colorized at the photo's full resolution, and compared with the
 original using :mod:`colorlib.metrics`. The trivial "greyscale" answer
 (ab = 0 everywhere, i.e. the input itself) is scored alongside: a model
-that cannot beat it on PSNR has learnt less than nothing about colour
-fidelity, whatever its pictures look like.
+that cannot beat it on PSNR is, on average, further from the true colours
+than no colour at all, whatever its pictures look like.
 
 Files that cannot be read are reported by name and left out of every
 average; the rest are still evaluated.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -120,7 +121,9 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     per_image, failed = [], []
     for path in tqdm(list(paths), desc="evaluating", disable=not progress or len(paths) < 2):
         try:
-            per_image.append(evaluate_image(Path(path), colorize_fn, max_side, hist, baseline))
+            with warnings.catch_warnings():  # out-of-gamut predictions are clipped, as documented
+                warnings.filterwarnings("ignore", "Conversion from CIE-LAB", UserWarning)
+                per_image.append(evaluate_image(Path(path), colorize_fn, max_side, hist, baseline))
         except ImageReadError as err:
             failed.append({"file": err.path, "error": err.reason})
     report = {

@@ -115,6 +115,10 @@ def resume_and_check(photos, ck, reference):
     assert not list(ck.glob(".baseline.pt.*.tmp"))  # debris of the killed save is gone
 
 
+posix_signals = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
+
+
+@posix_signals
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(photos, reference, tmp_path):
     ck = tmp_path / "ck"
@@ -131,6 +135,7 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(photos, refere
     resume_and_check(photos, ck, reference)
 
 
+@posix_signals
 @pytest.mark.slow
 def test_sigkill_while_writing_a_checkpoint_then_resume(photos, reference, tmp_path):
     ck = tmp_path / "ck"

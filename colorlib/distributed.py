@@ -1,0 +1,117 @@
+"""Data-parallel training with ``torchrun``: one process per GPU (or CPU).
+
+``torchrun --nproc_per_node=2 -m colorlib train ...`` starts two processes
+and tells each its place through the environment (``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``). :func:`setup` reads that, joins the process group (NCCL
+on GPUs, gloo on the CPU) and says which device the process owns. Each
+rank then trains on every world-th image of each global batch
+(:class:`colorlib.data.EpochSampler`), DistributedDataParallel averages the
+gradients, and only rank 0 writes checkpoints, logs and progress bars.
+
+BatchNorm statistics stay per rank (SyncBatchNorm exists only for GPUs and
+costs one all-reduce per BatchNorm layer per forward pass): with a global
+batch of 16 on two GPUs each rank normalises over its own 8 images. That is
+the one way a data-parallel run differs from a single-process run over the
+same global batch; ``tests/test_ddp.py`` measures how much.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process stands in a (possibly one-process) run."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    started_here: bool = False  # this call created the process group
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def env_from_os() -> DistEnv:
+    """The launcher's ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` (one process if unset)."""
+    try:
+        return DistEnv(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                       int(os.environ.get("LOCAL_RANK", 0)))
+    except ValueError:
+        raise ValueError("RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers "
+                         f"(got {os.environ.get('RANK')!r}, {os.environ.get('WORLD_SIZE')!r}, "
+                         f"{os.environ.get('LOCAL_RANK')!r})") from None
+
+
+def setup(device: torch.device) -> tuple[DistEnv, torch.device]:
+    """Join the process group if launched by ``torchrun``; return (env, this rank's device).
+
+    On CUDA each rank takes GPU ``LOCAL_RANK``. A process group that already
+    exists (a notebook or test that made its own) is used as it is.
+    """
+    import torch.distributed as dist
+
+    env = env_from_os()
+    if dist.is_available() and dist.is_initialized():
+        env = DistEnv(dist.get_rank(), dist.get_world_size(), env.local_rank)
+    elif env.enabled:
+        if not dist.is_available():
+            raise RuntimeError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
+        if device.type == "cuda":
+            torch.cuda.set_device(env.local_rank)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        env = DistEnv(env.rank, env.world, env.local_rank, started_here=True)
+    if env.enabled and device.type == "cuda":
+        device = torch.device("cuda", env.local_rank)
+    return env, device
+
+
+def teardown(env: DistEnv) -> None:
+    """Leave the process group if :func:`setup` created it."""
+    import torch.distributed as dist
+
+    if env.started_here and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(env: DistEnv) -> None:
+    if env.enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def wrap(net: nn.Module, device: torch.device) -> nn.Module:
+    """DistributedDataParallel around ``net``, set up for the GAN loop.
+
+    ``broadcast_buffers=False``: the discriminator runs several forward
+    passes per step, and re-broadcasting BatchNorm buffers between them
+    would modify tensors autograd still needs; buffers stay per rank.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        net, device_ids=[device.index] if device.type == "cuda" else None,
+        broadcast_buffers=False, gradient_as_bucket_view=True)
+
+
+def mean_over_ranks(values: dict[str, float], env: DistEnv,
+                    device: torch.device) -> dict[str, float]:
+    """Average logged numbers over ranks, so the history describes the global batch."""
+    if not env.enabled or not values:
+        return values
+    import torch.distributed as dist
+
+    keys = list(values)  # same order on every rank: the same code made the dict
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return {k: v / env.world for k, v in zip(keys, t.tolist())}
