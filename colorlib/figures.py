@@ -28,6 +28,22 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     return path
 
 
+def lab_axis_cmap(channel: int, lightness: float = 70.0):
+    """A colour map showing the real colours along the a* (1) or b* (2) axis.
+
+    Each entry is the Lab colour (``lightness``, a, 0) or (``lightness``, 0, b)
+    for a or b from -110 to 110, so 0 is neutral grey, as it is in Lab.
+    """
+    from matplotlib.colors import ListedColormap
+
+    from .lab import lab_to_rgb
+
+    ramp = np.zeros((1, 256, 3))
+    ramp[..., 0] = lightness
+    ramp[..., channel] = np.linspace(-110, 110, 256)
+    return ListedColormap(lab_to_rgb(ramp)[0], name=f"lab_{'ab'[channel - 1]}")
+
+
 def plot_lab_channels(rgb: np.ndarray, title: str | None = None):
     """A photo next to its L, a* and b* channels, each on a meaningful colour map."""
     from .lab import rgb_to_lab
@@ -38,8 +54,8 @@ def plot_lab_channels(rgb: np.ndarray, title: str | None = None):
     axes[0].imshow(rgb)
     axes[0].set_title("RGB photo")
     panels = [(lab[..., 0], "gray", (0, 100), "L* (lightness, 0-100)"),
-              (lab[..., 1], "RdYlGn_r", (-110, 110), "a* (green - red)"),
-              (lab[..., 2], "YlGnBu_r", (-110, 110), "b* (blue - yellow)")]
+              (lab[..., 1], lab_axis_cmap(1), (-110, 110), "a* (green - red)"),
+              (lab[..., 2], lab_axis_cmap(2), (-110, 110), "b* (blue - yellow)")]
     for ax, (chan, cmap, (lo, hi), name) in zip(axes[1:], panels):
         im = ax.imshow(chan, cmap=cmap, vmin=lo, vmax=hi)
         ax.set_title(name)
