@@ -29,6 +29,12 @@ def checkpoint_path(directory: str | os.PathLike, stage: str) -> Path:
     return Path(directory) / f"{stage}.pt"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``payload`` to ``path`` atomically; raise a clear OSError on failure."""
     path = Path(path)
@@ -49,6 +55,7 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
                 raise (writer.error or OSError(str(err).strip().splitlines()[0])) from None
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
         os.replace(tmp, path)
     except OSError as err:
         raise OSError(f"cannot write checkpoint {path}: {err.strerror or err}; "

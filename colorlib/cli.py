@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train one stage",
                            description="Train one stage and save <checkpoint-dir>/<stage>.pt "
-                           "(weights + config in one file) at every epoch end.")
+                           "(weights + config in one file) at every epoch end. Several GPUs: "
+                           "torchrun --nproc_per_node=N -m colorlib train ... (--batch-size is "
+                           "the global batch, split over the N processes).")
     train.add_argument("--stage", required=True, choices=("baseline", "pretrain", "gan"),
                        help="baseline: pix2pix U-Net with GAN+L1; pretrain: ResNet18 U-Net with "
                        "L1 only; gan: GAN fine-tuning of the ResNet18 U-Net")
@@ -100,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="save validation images (input / prediction / truth) every N epochs "
                        "into <checkpoint-dir>/val_images (default 1)")
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    train.add_argument("--cpu-amp", action="store_true",
+                       help="on CPUs with native bf16 (AMX / AVX512-BF16): bf16 mixed precision, "
+                       "about 1.5x faster; ignored elsewhere (GPUs use mixed precision anyway)")
 
     col = sub.add_parser("colorize", help="colorize images at full resolution",
                          description="Colorize each IMAGE with a checkpoint and write "
@@ -154,8 +159,10 @@ def cmd_train(args) -> int:
                              save_every=args.save_every, num_filters=args.filters,
                              gan_mode=args.gan_mode, progress=not args.no_progress,
                              val_image_dir=args.checkpoint_dir / "val_images",
-                             val_every=args.val_every)
+                             val_every=args.val_every, cpu_amp=args.cpu_amp)
     t = result.trainer
+    if not t.dist.is_main:  # torchrun: rank 0 alone reports
+        return EXIT_FAILED if skipped else 0
     last = t.history[-1] if t.history else {}
     losses = ", ".join(f"{k}={v:.4f}" for k, v in last.items() if k.startswith("loss"))
     print(f"{args.stage}: {t.epoch} epoch(s), {t.step} steps, {t.train_seconds:.1f} s"

@@ -97,11 +97,16 @@ def wrap(net: nn.Module, device: torch.device) -> nn.Module:
     passes per step, and re-broadcasting BatchNorm buffers between them
     would modify tensors autograd still needs; buffers stay per rank.
     """
+    import inspect
+
     from torch.nn.parallel import DistributedDataParallel
 
+    # PyTorch renamed the switch; the new one still syncs buffers once at start.
+    new_name = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    no_buffer_sync = {"forward_sync_buffers" if new_name else "broadcast_buffers": False}
     return DistributedDataParallel(
         net, device_ids=[device.index] if device.type == "cuda" else None,
-        broadcast_buffers=False, gradient_as_bucket_view=True)
+        gradient_as_bucket_view=True, **no_buffer_sync)
 
 
 def mean_over_ranks(values: dict[str, float], env: DistEnv,

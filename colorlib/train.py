@@ -385,7 +385,8 @@ class Trainer:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                 if val_batch is not None:
                     self.validate(val_batch)
-                    if val_image_dir is not None and self.epoch % val_every == 0:
+                    if (val_image_dir is not None and self.epoch % val_every == 0
+                            and self.dist.is_main):
                         self.save_val_images(val_batch, val_image_dir)
                 if checkpoint is not None:
                     self.save(checkpoint)
