@@ -61,6 +61,16 @@ def _work_root() -> Path:
     return repo_root() or Path.cwd()
 
 
+def _anchored(text: str) -> Path:
+    """A path from an environment variable; relative ones start at the repository root.
+
+    Notebook kernels run in ``notebooks/``, the shell that set the variable
+    usually in the root: anchoring makes both mean the same folder.
+    """
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else _work_root() / path
+
+
 def _tiny_root() -> Path:
     return Path(tempfile.gettempdir()) / "colorlib-tiny"
 
@@ -160,11 +170,11 @@ def _apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
                 raise ValueError(f"{var}: must be a power of two >= 32, got {value}")
             changes[name] = value
         elif kind is Path:
-            changes[name] = Path(text).expanduser()
+            changes[name] = _anchored(text)
         else:
             changes[name] = text
     if "data" in changes and changes["data"] not in ("coco", "tiny"):
-        folder = Path(changes["data"]).expanduser()
+        folder = _anchored(changes["data"])
         if not folder.is_dir():
             raise FileNotFoundError(f"COLORLIB_DATA: {folder} is not a folder")
         changes["data"] = str(folder)
