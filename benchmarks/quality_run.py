@@ -37,6 +37,14 @@ or stage by stage (``all`` runs exactly these and logs them to
     python benchmarks/quality_run.py colorlib --stage baseline --minutes 7  --threads 2 --out runs/photos64
     python benchmarks/quality_run.py evaluate --out runs/photos64
 
+(the pairs in each stage run side by side: ``all`` starts them together).
+How many steps fit in a deadline depends on the machine's load. Training on
+the CPU is reproducible (replayed losses match the logged ones to 5 digits),
+so a run's exact step counts (in ``<out>/logs/*.json``) can be replayed with
+``--steps N --minutes 1000``.
+The run of 2026-11-22 (``runs/photos64``, 2 shared cores) made 53/55
+pretraining steps (colorlib/seed), 29/28 GAN steps and 145 baseline steps.
+
 Checkpoints: ``<out>/colorlib/{baseline,pretrain,gan}.pt`` and
 ``<out>/seed/{pretrain,gan}.pt``; results: ``<out>/results.json`` and
 ``<out>/results.md``. ``runs/`` is git-ignored: weights trained on the
@@ -91,9 +99,10 @@ def train_colorlib(args) -> dict:
     out = args.out / "colorlib"
     paths = find_images(args.data / "train")
     model_cfg = ModelConfig(arch=STAGE_ARCH[args.stage], size=args.size, num_filters=args.filters)
-    cfg = TrainConfig(stage=args.stage, epochs=1_000_000, seed=args.seed)
+    cfg = TrainConfig(stage=args.stage, epochs=1_000_000, seed=args.seed,
+                      max_steps=args.steps or None)
     init = out / "pretrain.pt" if args.stage == "gan" else None
-    trainer = TimedTrainer(model_cfg, cfg, "cpu", weights="none", init=init)
+    trainer = TimedTrainer(model_cfg, cfg, args.device, weights="none", init=init)
     loader = make_loader(ColorizationDataset(paths, args.size, lab=False), args.batch_size,
                          train=True, seed=args.seed)
     log(f"colorlib {args.stage}: {len(paths)} photos, {args.size} px, batch {args.batch_size}, "
@@ -148,19 +157,20 @@ def train_seed(args) -> dict:
     out = args.out / "seed"
     paths = seed_paths(args.data / "train")
     torch.manual_seed(args.seed)  # the same random encoder/decoder init as colorlib's
-    net_G = st.build_res_unet(n_input=1, n_output=2, size=args.size, device="cpu",
+    net_G = st.build_res_unet(n_input=1, n_output=2, size=args.size, device=args.device,
                               pretrained=False)
     # n_workers=0: in-process loading, as for colorlib (2 cores, shared).
     dl = st.make_dataloaders(batch_size=args.batch_size, n_workers=0, pin_memory=False,
                              paths=paths, split="train", size=args.size)
     if args.stage == "pretrain":
         opt, criterion = optim.Adam(net_G.parameters(), lr=1e-4), nn.L1Loss()
-        step_fn = lambda data: {"loss_G_L1": st.pretrain_step(net_G, opt, criterion, data)}  # noqa: E731
+        step_fn = lambda data: {"loss_G_L1": st.pretrain_step(net_G, opt, criterion, data,  # noqa: E731
+                                                              device=args.device)}
     else:
         from colorlib.checkpoint import load_checkpoint
 
         net_G.load_state_dict(load_checkpoint(out / "pretrain.pt")["generator"])
-        model = st.MainModel(net_G=net_G, lambda_L1=100.0, device="cpu")
+        model = st.MainModel(net_G=net_G, lambda_L1=100.0, device=args.device)
 
         def step_fn(data):
             model.setup_input(data)
@@ -180,8 +190,10 @@ def train_seed(args) -> dict:
             if step % LOG_EVERY == 0:
                 log(f"seed {args.stage} step {step}: "
                     + ", ".join(f"{k}={v:.4f}" for k, v in losses.items()))
-            if time.perf_counter() >= deadline:
+            if time.perf_counter() >= deadline or step == args.steps:
                 break
+        if step == args.steps:
+            break
     seconds = time.perf_counter() - start
     info = {"pipeline": "seed", "stage": args.stage, "steps": step,
             "images_seen": step * args.batch_size, "seconds": round(seconds, 1),
@@ -354,7 +366,8 @@ def machine_info() -> dict:
 # ---------------------------------------------------------------- orchestrate
 def _command(kind: str, args, **extra) -> list[str]:
     cmd = [sys.executable, str(Path(__file__).relative_to(ROOT)), kind, "--out", str(args.out),
-           "--data", str(args.data), "--size", str(args.size), "--batch-size", str(args.batch_size)]
+           "--data", str(args.data), "--size", str(args.size), "--batch-size", str(args.batch_size),
+           "--device", args.device]
     for k, v in extra.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     return cmd
@@ -400,7 +413,10 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--stage", choices=("baseline", "pretrain", "gan"))
     parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument("--steps", type=int, default=0,
+                        help="also stop after this many steps (to replay a run's exact step count)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="training device for both pipelines")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--filters", type=int, default=64, help="pix2pix U-Net width")
     parser.add_argument("--limit", type=int, default=0, help="evaluate on the first N photos only")

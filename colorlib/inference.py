@@ -5,6 +5,15 @@ across a photo while detail lives in lightness, so (as in Zhang et al.'s
 colorization code) we predict ab at the model's resolution, upsample it
 to the photo's own size, and pair it with the photo's full-resolution L.
 The output has exactly the input's size and all of its sharpness.
+
+Speed on a CPU: the colour conversions of the full-size photo use the
+float32 numpy path of :mod:`colorlib.lab` (about 5x quicker than skimage
+on a 1.5-megapixel photo), and the network runs in channels_last memory
+layout (measured 1.5-3x quicker per photo than the default layout for the
+ResNet18 U-Net at batch 1). ``amp=True`` adds bf16 autocast on GPUs and on
+CPUs with native bf16 (AMX / AVX512-BF16): about 2.5x quicker again there,
+changing predicted a*b* by 0.15 Lab units on average (99th percentile 0.7;
+a just-noticeable difference is about 2).
 """
 from __future__ import annotations
 
@@ -20,9 +29,9 @@ from PIL import Image
 from . import __version__
 from .checkpoint import load_checkpoint
 from .images import load_rgb, to_rgb
-from .lab import denormalize_ab, lab_to_rgb, normalize_l, rgb_to_lab
+from .lab import denormalize_ab, fast_lab_to_rgb, fast_lightness, normalize_l
 from .networks import ModelConfig, build_generator
-from .train import resolve_device
+from .train import cpu_has_native_bf16, resolve_device
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device | None = None,
@@ -38,7 +47,19 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
 
         raise CheckpointError(f"{path}: weights do not fit a {cfg.arch} "
                               f"({str(err).splitlines()[0]})") from None
-    return net.to(resolve_device(device)).eval(), cfg
+    net = net.to(resolve_device(device), memory_format=torch.channels_last)
+    return net.eval(), cfg
+
+
+def _autocast(device: torch.device, amp: bool):
+    """bf16 autocast where the hardware does bf16 natively; otherwise fp32."""
+    import contextlib
+
+    if amp and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if amp and device.type == "cpu" and cpu_has_native_bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _as_rgb_array(image) -> np.ndarray:
@@ -55,29 +76,32 @@ def _as_rgb_array(image) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict_ab(net: torch.nn.Module, L_full: np.ndarray, size: int) -> np.ndarray:
+def predict_ab(net: torch.nn.Module, L_full: np.ndarray, size: int,
+               amp: bool = False) -> np.ndarray:
     """Normalised ab (2xHxW) for full-resolution lightness ``L_full`` (HxW, 0-100)."""
     device = next(net.parameters()).device
     h, w = L_full.shape
     L = torch.from_numpy(normalize_l(L_full.astype(np.float32)))[None, None].to(device)
     small = F.interpolate(L, size=(size, size), mode="bilinear", antialias=True,
                           align_corners=False)
-    ab_small = net(small).float()
+    with _autocast(device, amp):
+        ab_small = net(small.contiguous(memory_format=torch.channels_last)).float()
     ab = F.interpolate(ab_small, size=(h, w), mode="bilinear", align_corners=False)
     return ab[0].cpu().numpy()
 
 
-def colorize(image, net: torch.nn.Module, size: int) -> np.ndarray:
+def colorize(image, net: torch.nn.Module, size: int, amp: bool = False) -> np.ndarray:
     """Colorize one image (path, PIL image or array) -> float RGB HxWx3 in [0, 1].
 
     Colour inputs are reduced to their lightness first, so a colour photo, a
     greyscale scan and a sepia print are all treated as black and white.
+    ``amp``: bf16 for the network where the hardware has it (see the module notes).
     """
     rgb = _as_rgb_array(image)
-    L_full = rgb_to_lab(rgb)[..., 0]
-    ab = denormalize_ab(predict_ab(net, L_full, size))
+    L_full = fast_lightness(rgb)
+    ab = denormalize_ab(predict_ab(net, L_full, size, amp))
     lab = np.concatenate([L_full[..., None], ab.transpose(1, 2, 0)], axis=2)
-    return lab_to_rgb(lab)
+    return fast_lab_to_rgb(lab)
 
 
 @dataclass
@@ -87,14 +111,16 @@ class Colorizer:
     net: torch.nn.Module
     config: ModelConfig
     checkpoint: Path
+    amp: bool = False  # bf16 where the hardware has it natively
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None) -> "Colorizer":
+    def load(cls, path: str | os.PathLike, device: str | None = None,
+             amp: bool = False) -> "Colorizer":
         net, cfg = load_generator(path, device)
-        return cls(net, cfg, Path(path))
+        return cls(net, cfg, Path(path), amp)
 
     def __call__(self, image) -> np.ndarray:
-        return colorize(image, self.net, self.config.size)
+        return colorize(image, self.net, self.config.size, self.amp)
 
     @property
     def provenance(self) -> str:

@@ -219,7 +219,7 @@ def fast_rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
-    if rgb.dtype not in (np.uint8,):
+    if rgb.dtype != np.uint8:
         rgb = _as_float_rgb(rgb)
     h, w, _ = rgb.shape
     pix = rgb.reshape(-1, 3)
@@ -232,6 +232,30 @@ def fast_rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
     _run(work, _chunks(1, h * w))
     return out.reshape(h, w, 3)
+
+
+def fast_lightness(rgb: np.ndarray) -> np.ndarray:
+    """Only the L channel of :func:`fast_rgb_to_lab` (HxW float32, 0-100).
+
+    L depends on Y alone, so this skips two of the three cube roots; it is
+    what full-resolution colorization needs from the input photo.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
+    if rgb.dtype != np.uint8:
+        rgb = _as_float_rgb(rgb)
+    h, w, _ = rgb.shape
+    pix = rgb.reshape(-1, 3)
+    out = np.empty(h * w, np.float32)
+
+    def work(_, s, e):
+        y = _XYZN_FROM_LIN[1] @ _linear_rgb(pix[s:e].T)
+        np.multiply(_lab_f(y), np.float32(116.0), out=out[s:e])
+        out[s:e] -= np.float32(16.0)
+
+    _run(work, _chunks(1, h * w))
+    return out.reshape(h, w)
 
 
 def fast_lab_to_rgb(lab: np.ndarray) -> np.ndarray:

@@ -1,0 +1,119 @@
+"""Turn ``benchmarks/run.py``'s JSON into ``RESULTS.md`` and a bar chart of the ratios.
+
+    python benchmarks/report.py results.json [--md benchmarks/RESULTS.md] [--png benchmarks/results.png]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# The issue's targets (colorlib / seed, same run), per measure and device type.
+TARGETS = {"data_pipeline": 5.0, "pretrain_step": 1.3, "gan_step": 1.3, "inference_fullres": 2.0}
+
+ORDER = ["data_pipeline", "data_pipeline_first_epoch", "lab_batch_conversion", "pretrain_step",
+         "pretrain_step_cpu_amp", "gan_step", "gan_step_cpu_amp", "inference_fullres",
+         "inference_fullres_amp"]
+
+
+def target(name: str) -> float | None:
+    for key, value in TARGETS.items():
+        if name == key or name.startswith(key + "_") and name != "data_pipeline_first_epoch":
+            return value
+    return None
+
+
+def measures(results: dict) -> list[tuple[str, dict]]:
+    found = [(k, v) for k, v in results.items() if isinstance(v, dict) and "ratio" in v]
+    return sorted(found, key=lambda kv: ORDER.index(kv[0]) if kv[0] in ORDER else len(ORDER))
+
+
+def plot(results: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = measures(results)
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.4))
+    names = [k for k, _ in rows][::-1]
+    ratios = [v["ratio"] for _, v in rows][::-1]
+    colours = ["#2a9d8f" if (target(n) is None or r >= target(n)) else "#e76f51"
+               for n, r in zip(names, ratios)]
+    ax.barh(names, ratios, color=colours)
+    for i, (n, r) in enumerate(zip(names, ratios)):
+        ax.text(r * 1.03, i, f"{r:.2f}x", va="center", fontsize=9)
+        if target(n) is not None:
+            ax.plot([target(n)] * 2, [i - 0.4, i + 0.4], color="black", lw=1.5)
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlim(min(0.5, min(ratios) * 0.8), max(ratios) * 1.6)
+    ax.set_xlabel("colorlib / seed tutorial (throughput ratio, log scale; black tick = target)")
+    meta = results["meta"]
+    ax.set_title(f"{meta['device']} ({meta['machine']['cpu']}, {meta['machine']['cores']} cores), "
+                 f"{meta['date'][:10]}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def markdown(results: dict, png: str) -> str:
+    meta = results["meta"]
+    m = meta["machine"]
+    lines = [
+        "# Speed: colorlib against the seed tutorial's pipeline",
+        "",
+        f"Measured by `{meta['command']}` on {meta['date']}.",
+        "",
+        f"* machine: {m['cpu']}, {m['cores']} cores ({m['platform']}); device: **{meta['device']}**",
+        f"* software: Python {m['python']}, PyTorch {m['torch']}, NumPy {m['numpy']}",
+        f"* both peers: {meta['workers']} loader worker processes, {meta['threads']} torch "
+        f"threads, batch {meta['batch']}, training at {meta['train_size_px']} px; "
+        f"photos: {meta['data_images']} from {meta['images']}",
+        f"* each measure alternates the peers after a warm-up; medians of {meta['rounds']} "
+        f"rounds (every round is in the JSON); whole run {meta['seconds']:.0f} s",
+        "",
+        "| measure | seed | colorlib | unit | colorlib / seed | target | peak memory MB (seed / colorlib) |",
+        "|---|---:|---:|---|---:|---:|---|",
+    ]
+    for name, v in measures(results):
+        goal = target(name)
+        met = "" if goal is None else (" ✅" if v["ratio"] >= goal else " ❌")
+        mem = v.get("peak_memory_mb")
+        mem_txt = f"{mem['seed']:.0f} / {mem['colorlib']:.0f}" if mem else ""
+        lines.append(f"| `{name}` | {v['seed']:.2f} | {v['colorlib']:.2f} | {v['unit']} | "
+                     f"**{v['ratio']:.2f}x**{met} | {'' if goal is None else f'{goal:g}x'} | "
+                     f"{mem_txt} |")
+    mfu = [(k, v["mfu"]) for k, v in measures(results) if "mfu" in v]
+    if mfu:
+        lines += ["", "Model FLOP utilisation (FLOPs per step from `torch.utils.flop_counter`, "
+                  "over the device's dense bf16 peak):", ""]
+        lines += [f"* `{k}`: seed {u.get('seed', 0):.1%}, colorlib {u.get('colorlib', 0):.1%}"
+                  for k, u in mfu]
+    notes = [(k, v["note"]) for k, v in measures(results) if v.get("note")]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"* `{k}`: {n}" for k, n in notes]
+    lines += ["", f"![ratios]({png})", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("json", type=Path)
+    p.add_argument("--md", type=Path, default=None, help="write the table here (markdown)")
+    p.add_argument("--png", type=Path, default=HERE / "results.png")
+    args = p.parse_args(argv)
+    results = json.loads(args.json.read_text())
+    plot(results, args.png)
+    text = markdown(results, args.png.name)
+    if args.md is not None:
+        args.md.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

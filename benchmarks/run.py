@@ -1,0 +1,546 @@
+"""Speed: colorlib against the seed tutorial's pipeline, same images, same machine, one run.
+
+    python benchmarks/run.py [--quick] [--device D] [--workers W] [--threads T] --json FILE
+
+Measures, for the seed peer (``../shared/reference/seed_tutorial.py``) and
+for colorlib, on the same photos (``../shared/data/photos/train`` when it
+is there, else the embedded tiny set), throughput in images per second
+(larger is better):
+
+* ``data_pipeline``: normalised L/ab batches of 16 at 256 px delivered on
+  the device, both with ``--workers`` loader processes. The seed decodes,
+  resizes and runs skimage's ``rgb2lab`` per image in its workers, every
+  epoch; colorlib decodes each photo once and converts whole batches
+  (numpy on the CPU, kornia on a GPU). ``data_pipeline`` is an epoch after
+  the first; ``data_pipeline_first_epoch`` includes colorlib's one decode.
+* ``pretrain_step``: one ResNet18 U-Net L1 step at batch 16, data included
+  (256 px on a GPU, 128 px on the CPU).
+* ``gan_step``: one GAN fine-tuning step (that generator + the PatchGAN).
+* ``inference_fullres``: photo files in, colorized files out. The seed's
+  own path (its Dataset at 256 px, a batch of 16 through the network, its
+  per-image skimage ``lab2rgb``, 256 x 256 PNGs); colorlib's
+  ``Colorizer`` one photo at a time, writing full-resolution PNGs.
+
+``*_cpu_amp`` / ``*_amp`` entries repeat a measure with colorlib's opt-in
+bf16 (only where the hardware does bf16 natively). Every measure
+alternates the peers (seed, colorlib, seed, colorlib, ...) after a warm-up
+and reports medians, so load from other programs hits both alike. Peak
+memory is the largest increase of resident memory (CPU: this process and
+its loader workers, sampled every 20 ms; GPU: allocated memory) while a
+peer is built and warmed up. On a GPU the training steps also report
+model FLOP utilisation: FLOPs per step from ``torch.utils.flop_counter``
+over the device's dense bf16 peak.
+
+``benchmarks/report.py`` turns the JSON into ``benchmarks/RESULTS.md`` and
+``benchmarks/results.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import gc
+import itertools
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+BATCH = 16
+
+# Dense bf16 tensor-core peaks (FLOP/s), from the vendors' data sheets.
+BF16_PEAK = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12,
+             "L40S": 362e12, "L4": 121e12, "A10G": 70e12, "T4": 65e12, "V100": 125e12}
+
+
+@dataclass
+class Settings:
+    quick: bool
+    device: torch.device
+    workers: int
+    threads: int
+    data_images: int  # photos per data-pipeline pass
+    rounds: int  # timed repetitions per peer (medians reported)
+    photos: int  # photos per inference pass
+
+    @property
+    def train_size(self) -> int:
+        return 256 if self.device.type == "cuda" else 128
+
+
+# ------------------------------------------------------------------ helpers
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rss(proc) -> int:
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(Exception):
+            total += child.memory_info().rss
+    return total
+
+
+class PeakMemory:
+    """Largest increase of memory in use while the ``with`` block runs (MB)."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak_mb = device, float("nan")
+
+    def __enter__(self) -> "PeakMemory":
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            return self
+        try:
+            import psutil
+        except ImportError:  # no per-block figure without psutil
+            self.proc = None
+            return self
+        self.proc, self.stop = psutil.Process(), threading.Event()
+        self.base = self.top = _rss(self.proc)
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.stop.wait(0.02):
+            with contextlib.suppress(Exception):
+                self.top = max(self.top, _rss(self.proc))
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self.peak_mb = (torch.cuda.max_memory_allocated(self.device) - self.base) / 2**20
+        elif self.proc is not None:
+            self.stop.set()
+            self.thread.join()
+            self.peak_mb = (max(self.top, _rss(self.proc)) - self.base) / 2**20
+
+
+def forever(loader, set_epoch: bool = False):
+    """Batches from ``loader`` epoch after epoch."""
+    for epoch in itertools.count():
+        if set_epoch:
+            loader.sampler.set_epoch(epoch)
+        yield from loader
+
+
+def seed_module():
+    path = SHARED / "reference"
+    if not (path / "seed_tutorial.py").is_file():
+        raise SystemExit(f"{path}/seed_tutorial.py not found: the peer to measure against "
+                         "lives in ../shared/reference")
+    sys.path.insert(0, str(path))
+    import seed_tutorial
+
+    return seed_tutorial
+
+
+def photo_list(n: int) -> tuple[list[Path], str]:
+    from colorlib.data import find_images
+
+    folder = SHARED / "data" / "photos" / "train"
+    if folder.is_dir():
+        paths, name = find_images(folder), "../shared/data/photos/train"
+    else:
+        from colorlib.tiny import build_tiny_set
+
+        paths, name = find_images(build_tiny_set() / "train"), "colorlib tiny set (train)"
+    # An even spread over the sorted list: every source of the photo set is represented.
+    step = max(1, len(paths) // n)
+    return paths[::step][:n], name
+
+
+def alternate(blocks: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Run each peer's timed block ``rounds`` times, interleaved; returns throughputs."""
+    out: dict[str, list[float]] = {name: [] for name in blocks}
+    for _ in range(rounds):
+        for name, block in blocks.items():
+            out[name].append(block())
+    return out
+
+
+# --------------------------------------------------------- data pipeline
+def seed_loader(seed, paths, size: int, s: Settings, split: str = "train"):
+    return seed.make_dataloaders(batch_size=BATCH, n_workers=s.workers,
+                                 pin_memory=s.device.type == "cuda",
+                                 paths=[str(p) for p in paths], split=split, size=size)
+
+
+def seed_pipeline_pass(seed, paths, s: Settings) -> float:
+    """One pass of the seed's loader; timed from its first batch on (workers already up)."""
+    batches = iter(seed_loader(seed, paths, 256, s))
+    next(batches)
+    n, t0 = 0, time.perf_counter()
+    for data in batches:
+        L = data["L"].to(s.device, non_blocking=True)
+        data["ab"].to(s.device, non_blocking=True)
+        sync(s.device)
+        n += L.shape[0]
+    return n / (time.perf_counter() - t0)
+
+
+def colorlib_pipeline_passes(paths, s: Settings) -> tuple[float, float]:
+    """(first epoch incl. the one decode, a later epoch), images/s, fresh dataset."""
+    from colorlib.data import ColorizationDataset, make_loader, prepare_batch
+
+    ds = ColorizationDataset(paths, 256, lab=False)
+    loader = make_loader(ds, BATCH, train=True, seed=0, num_workers=s.workers,
+                         pin_memory=s.device.type == "cuda")
+    rates = []
+    for epoch in range(2):
+        loader.sampler.set_epoch(epoch)
+        n, t0 = 0, time.perf_counter()
+        for k, batch in enumerate(loader):
+            L, _ = prepare_batch(batch, s.device, augment=True,
+                                 generator=torch.Generator().manual_seed(k))
+            sync(s.device)
+            n += L.shape[0]
+        rates.append(n / (time.perf_counter() - t0))
+    return rates[0], rates[1]
+
+
+def measure_data_pipeline(seed, paths, s: Settings) -> dict:
+    seed_rates, first, later = [], [], []
+    for _ in range(s.rounds):
+        seed_rates.append(seed_pipeline_pass(seed, paths, s))
+        cold, warm = colorlib_pipeline_passes(paths, s)
+        first.append(cold)
+        later.append(warm)
+    seed_med = statistics.median(seed_rates)
+    return {
+        "data_pipeline": entry(seed_rates, later, "images/s", images=len(paths)),
+        "data_pipeline_first_epoch": entry(seed_rates, first, "images/s", images=len(paths),
+                                           note="colorlib's first epoch decodes every photo "
+                                           "once; the seed does that every epoch"),
+        "_seed_pipeline_median": seed_med,
+    }
+
+
+# ------------------------------------------------------------- training
+@dataclass
+class Peer:
+    name: str
+    step: Callable[[], None]
+    images_per_step: int = BATCH
+    memory_mb: float = float("nan")
+    flops: float | None = None
+
+
+def seed_pretrain(seed, paths, s: Settings) -> Callable[[], None]:
+    from torch import nn, optim
+
+    torch.manual_seed(0)
+    net = seed.build_res_unet(n_input=1, n_output=2, size=s.train_size, device=s.device,
+                              pretrained=False)
+    opt, crit = optim.Adam(net.parameters(), lr=1e-4), nn.L1Loss()
+    batches = forever(seed_loader(seed, paths, s.train_size, s))
+    return lambda: seed.pretrain_step(net, opt, crit, next(batches), s.device)
+
+
+def seed_gan(seed, paths, s: Settings) -> Callable[[], None]:
+    torch.manual_seed(0)
+    net_G = seed.build_res_unet(n_input=1, n_output=2, size=s.train_size, device=s.device,
+                                pretrained=False)
+    model = seed.MainModel(net_G=net_G, device=s.device)
+    batches = forever(seed_loader(seed, paths, s.train_size, s))
+
+    def step():
+        model.setup_input(next(batches))
+        model.optimize()
+
+    return step
+
+
+def colorlib_trainer_step(stage: str, paths, s: Settings, cpu_amp: bool) -> Callable[[], None]:
+    from colorlib.data import ColorizationDataset, make_loader, prepare_batch
+    from colorlib.networks import ModelConfig
+    from colorlib.train import Trainer, TrainConfig
+
+    trainer = Trainer(ModelConfig(arch="resnet18_unet", size=s.train_size),
+                      TrainConfig(stage=stage, seed=0, cpu_amp=cpu_amp), s.device, weights=None)
+    loader = make_loader(ColorizationDataset(paths, s.train_size, lab=False), BATCH, train=True,
+                         seed=0, num_workers=s.workers, pin_memory=s.device.type == "cuda")
+    batches = forever(loader, set_epoch=True)
+    counter = itertools.count()
+
+    def step():
+        L, ab = prepare_batch(next(batches), s.device, augment=True,
+                              generator=torch.Generator().manual_seed(next(counter)))
+        trainer.train_step(L, ab)
+
+    return step
+
+
+def build_peer(name: str, make: Callable[[], Callable[[], None]], s: Settings) -> Peer:
+    """Build a peer and run its warm-up step, recording the memory that took."""
+    with PeakMemory(s.device) as mem:
+        step = make()
+        step()  # warm-up: workers start, caches fill, kernels get chosen
+        sync(s.device)
+    return Peer(name, step, memory_mb=mem.peak_mb)
+
+
+def count_flops(peer: Peer, s: Settings) -> None:
+    if s.device.type != "cuda":
+        return
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        peer.step()
+    peer.flops = float(counter.get_total_flops())
+
+
+def timed_steps(peer: Peer, s: Settings) -> Callable[[], float]:
+    def block() -> float:
+        sync(s.device)
+        t0 = time.perf_counter()
+        peer.step()
+        sync(s.device)
+        return peer.images_per_step / (time.perf_counter() - t0)
+
+    return block
+
+
+def measure_training(seed, paths, s: Settings, stage: str) -> dict:
+    """seed vs colorlib (and colorlib + CPU bf16 where native) for one training step."""
+    from colorlib.train import cpu_has_native_bf16
+
+    make_seed = seed_pretrain if stage == "pretrain" else seed_gan
+    peers = [build_peer("seed", lambda: make_seed(seed, paths, s), s),
+             build_peer("colorlib", lambda: colorlib_trainer_step(stage, paths, s, False), s)]
+    if s.device.type == "cpu" and cpu_has_native_bf16():
+        peers.append(build_peer("colorlib_cpu_amp",
+                                lambda: colorlib_trainer_step(stage, paths, s, True), s))
+    for peer in peers:
+        count_flops(peer, s)
+    rates = alternate({p.name: timed_steps(p, s) for p in peers}, s.rounds)
+    key = f"{stage}_step"
+    size = s.train_size
+    out = {key: entry(rates["seed"], rates["colorlib"], "images/s", size_px=size,
+                      memory=(peers[0].memory_mb, peers[1].memory_mb),
+                      flops=(peers[0].flops, peers[1].flops), device=s.device)}
+    if len(peers) == 3:
+        out[f"{key}_cpu_amp"] = entry(rates["seed"], rates["colorlib_cpu_amp"], "images/s",
+                                      size_px=size, memory=(peers[0].memory_mb, peers[2].memory_mb),
+                                      note="colorlib with TrainConfig(cpu_amp=True): bf16 "
+                                      "autocast + channels_last on this CPU's native bf16")
+    return out
+
+
+# ------------------------------------------------------------ inference
+def seed_inference(seed, photos, out: Path, s: Settings) -> Callable[[], float]:
+    from PIL import Image
+
+    torch.manual_seed(0)
+    net = seed.build_res_unet(n_input=1, n_output=2, size=256, device=s.device,
+                              pretrained=False).eval()
+
+    def run() -> float:
+        t0 = time.perf_counter()
+        names = iter(photos)
+        for data in seed_loader(seed, photos, 256, s, split="val"):
+            with torch.no_grad():
+                fake = net(data["L"].to(s.device))
+            for rgb in seed.lab_to_rgb(data["L"], fake.cpu()):
+                target = out / f"{next(names).stem}.png"
+                Image.fromarray((rgb * 255).astype(np.uint8)).save(target)
+        sync(s.device)
+        return len(photos) / (time.perf_counter() - t0)
+
+    return run
+
+
+def colorlib_inference(photos, out: Path, s: Settings, amp: bool) -> Callable[[], float]:
+    from colorlib.images import save_rgb
+    from colorlib.inference import Colorizer
+    from colorlib.networks import ModelConfig, build_generator
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="resnet18_unet", size=256)
+    net = build_generator(cfg, None).to(s.device, memory_format=torch.channels_last).eval()
+    colorizer = Colorizer(net, cfg, Path("benchmark.pt"), amp)
+
+    def run() -> float:
+        t0 = time.perf_counter()
+        for path in photos:
+            save_rgb(colorizer(path), out / f"{path.stem}.png", note=colorizer.provenance,
+                     overwrite=True)
+        sync(s.device)
+        return len(photos) / (time.perf_counter() - t0)
+
+    return run
+
+
+def measure_inference(seed, photos, s: Settings) -> dict:
+    from PIL import Image
+
+    from colorlib.images import load_rgb
+    from colorlib.train import cpu_has_native_bf16
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = {name: Path(tmp) / name for name in ("seed", "colorlib", "colorlib_amp")}
+        for d in dirs.values():
+            d.mkdir()
+        makers = {"seed": lambda: seed_inference(seed, photos, dirs["seed"], s),
+                  "colorlib": lambda: colorlib_inference(photos, dirs["colorlib"], s, False)}
+        if s.device.type == "cuda" or cpu_has_native_bf16():
+            makers["colorlib_amp"] = lambda: colorlib_inference(photos, dirs["colorlib_amp"], s,
+                                                                True)
+        runs, memory = {}, {}
+        for name, make in makers.items():
+            with PeakMemory(s.device) as mem:
+                runs[name] = make()
+                runs[name]()  # warm-up pass
+            memory[name] = mem.peak_mb
+        rates = alternate(runs, s.rounds)
+        name = f"{photos[0].stem}.png"
+        sizes = {peer: Image.open(d / name).size for peer, d in dirs.items() if (d / name).exists()}
+    h, w = load_rgb(photos[0]).shape[:2]
+    if sizes["colorlib"] != (w, h):
+        raise AssertionError(f"colorlib wrote {sizes['colorlib']} for a {w}x{h} photo")
+    out = {"inference_fullres": entry(
+        rates["seed"], rates["colorlib"], "photos/s", photos=len(photos),
+        memory=(memory["seed"], memory["colorlib"]),
+        note=f"seed writes {sizes['seed'][0]}x{sizes['seed'][1]} files; colorlib writes each "
+             f"photo at its own size (e.g. {w}x{h} in, {sizes['colorlib'][0]}x"
+             f"{sizes['colorlib'][1]} out)")}
+    if "colorlib_amp" in rates:
+        out["inference_fullres_amp"] = entry(
+            rates["seed"], rates["colorlib_amp"], "photos/s", photos=len(photos),
+            memory=(memory["seed"], memory["colorlib_amp"]),
+            note="colorlib Colorizer(amp=True): bf16 where the hardware has it natively")
+    return out
+
+
+# -------------------------------------------------------------- results
+def entry(seed_rates: list[float], ours: list[float], unit: str, memory=None, flops=None,
+          device: torch.device | None = None, **extra) -> dict:
+    """One measure: medians, the ratio, the raw rounds, memory and (GPU) MFU."""
+    seed_med, ours_med = statistics.median(seed_rates), statistics.median(ours)
+    out = {"seed": round(seed_med, 3), "colorlib": round(ours_med, 3), "unit": unit,
+           "ratio": round(ours_med / seed_med, 2),
+           "rounds": {"seed": [round(x, 3) for x in seed_rates],
+                      "colorlib": [round(x, 3) for x in ours]}, **extra}
+    if memory is not None:
+        out["peak_memory_mb"] = {"seed": round(memory[0], 1), "colorlib": round(memory[1], 1)}
+    if flops is not None and device is not None and device.type == "cuda":
+        peak = bf16_peak(device)
+        out["flops_per_step"] = {"seed": flops[0], "colorlib": flops[1]}
+        if peak:
+            steps = {"seed": seed_med / BATCH, "colorlib": ours_med / BATCH}
+            out["mfu"] = {k: round(flops[i] * steps[k] / peak, 4)
+                          for i, k in enumerate(("seed", "colorlib")) if flops[i]}
+            out["bf16_peak_flops"] = peak
+    return out
+
+
+def bf16_peak(device: torch.device) -> float | None:
+    name = torch.cuda.get_device_name(device)
+    for key, value in BF16_PEAK.items():  # most specific names first
+        if key in name:
+            return value
+    return None
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer images and rounds (<10 min on 2 CPU cores)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="loader worker processes, the same for both peers (default: CPU cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads in the main process, both peers (default: CPU cores)")
+    p.add_argument("--only", default=None,
+                   help="comma-separated subset of: data, pretrain, gan, inference")
+    p.add_argument("--json", type=Path, required=True, help="write the results here")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    from colorlib.train import resolve_device
+
+    cores = os.cpu_count() or 1
+    s = Settings(quick=args.quick, device=resolve_device(args.device),
+                 workers=cores if args.workers is None else args.workers,
+                 threads=cores if args.threads is None else args.threads,
+                 data_images=320 if args.quick else 1600, rounds=3 if args.quick else 5,
+                 photos=16 if args.quick else 48)
+    torch.set_num_threads(s.threads)
+    seed = seed_module()
+    parts = set((args.only or "data,pretrain,gan,inference").split(","))
+    paths, source = photo_list(s.data_images)
+    results: dict = {}
+    started = time.perf_counter()
+    if "data" in parts:
+        results.update(measure_data_pipeline(seed, paths, s))
+        report(results)
+    if "pretrain" in parts:
+        results.update(measure_training(seed, paths, s, "pretrain"))
+        report(results)
+    if "gan" in parts:
+        results.update(measure_training(seed, paths, s, "gan"))
+        report(results)
+    if "inference" in parts:
+        photos = photo_list(s.photos)[0]
+        results.update(measure_inference(seed, photos, s))
+        report(results)
+    results.pop("_seed_pipeline_median", None)
+    meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": "python " + " ".join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:]),
+            "device": (torch.cuda.get_device_name(s.device) if s.device.type == "cuda"
+                       else "cpu"),
+            "machine": machine(), "workers": s.workers, "threads": s.threads, "batch": BATCH,
+            "train_size_px": s.train_size, "images": source, "data_images": len(paths),
+            "rounds": s.rounds, "quick": s.quick,
+            "seconds": round(time.perf_counter() - started, 1)}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
+    print(f"wrote {args.json} ({meta['seconds']:.0f} s)")
+    return 0
+
+
+_PRINTED: set[str] = set()
+
+
+def report(results: dict) -> None:
+    """Print each measure once, as soon as it is done."""
+    for key, value in results.items():
+        if isinstance(value, dict) and "ratio" in value and key not in _PRINTED:
+            print(f"{key:28s} seed {value['seed']:9.2f}  colorlib {value['colorlib']:9.2f} "
+                  f"{value['unit']:9s} ratio {value['ratio']:.2f}x", flush=True)
+            _PRINTED.add(key)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
