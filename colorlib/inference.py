@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -79,15 +80,30 @@ def _as_rgb_array(image) -> np.ndarray:
 def predict_ab(net: torch.nn.Module, L_full: np.ndarray, size: int,
                amp: bool = False) -> np.ndarray:
     """Normalised ab (2xHxW) for full-resolution lightness ``L_full`` (HxW, 0-100)."""
+    return predict_ab_batch(net, [L_full], size, amp)[0]
+
+
+@torch.no_grad()
+def predict_ab_batch(net: torch.nn.Module, L_fulls: Sequence[np.ndarray], size: int,
+                     amp: bool = False) -> list[np.ndarray]:
+    """:func:`predict_ab` for several photos (any sizes) in one pass through the network.
+
+    Each photo's L is shrunk to ``size`` x ``size`` on its own, the small
+    images go through the network together, and each prediction is grown
+    back to its photo's size. One batch of 16 costs about as much per photo
+    as one photo on an idle CPU, much less on a busy one or a GPU.
+    """
     device = next(net.parameters()).device
-    h, w = L_full.shape
-    L = torch.from_numpy(normalize_l(L_full.astype(np.float32)))[None, None].to(device)
-    small = F.interpolate(L, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)
+    small = []
+    for L_full in L_fulls:
+        L = torch.from_numpy(normalize_l(L_full.astype(np.float32)))[None, None].to(device)
+        small.append(F.interpolate(L, size=(size, size), mode="bilinear", antialias=True,
+                                   align_corners=False))
     with _autocast(device, amp):
-        ab_small = net(small.contiguous(memory_format=torch.channels_last)).float()
-    ab = F.interpolate(ab_small, size=(h, w), mode="bilinear", align_corners=False)
-    return ab[0].cpu().numpy()
+        ab_small = net(torch.cat(small).contiguous(memory_format=torch.channels_last)).float()
+    return [F.interpolate(ab_small[i:i + 1], size=L.shape, mode="bilinear",
+                          align_corners=False)[0].cpu().numpy()
+            for i, L in enumerate(L_fulls)]
 
 
 def colorize(image, net: torch.nn.Module, size: int, amp: bool = False) -> np.ndarray:
@@ -97,11 +113,18 @@ def colorize(image, net: torch.nn.Module, size: int, amp: bool = False) -> np.nd
     greyscale scan and a sepia print are all treated as black and white.
     ``amp``: bf16 for the network where the hardware has it (see the module notes).
     """
-    rgb = _as_rgb_array(image)
-    L_full = fast_lightness(rgb)
-    ab = denormalize_ab(predict_ab(net, L_full, size, amp))
-    lab = np.concatenate([L_full[..., None], ab.transpose(1, 2, 0)], axis=2)
-    return fast_lab_to_rgb(lab)
+    return colorize_batch([image], net, size, amp)[0]
+
+
+def colorize_batch(images: Sequence, net: torch.nn.Module, size: int,
+                   amp: bool = False) -> list[np.ndarray]:
+    """:func:`colorize` for several images, one network pass; each keeps its own size."""
+    L_fulls = [fast_lightness(_as_rgb_array(image)) for image in images]
+    out = []
+    for L_full, ab in zip(L_fulls, predict_ab_batch(net, L_fulls, size, amp)):
+        lab = np.concatenate([L_full[..., None], denormalize_ab(ab).transpose(1, 2, 0)], axis=2)
+        out.append(fast_lab_to_rgb(lab))
+    return out
 
 
 @dataclass
@@ -121,6 +144,12 @@ class Colorizer:
 
     def __call__(self, image) -> np.ndarray:
         return colorize(image, self.net, self.config.size, self.amp)
+
+    def colorize_many(self, images: Sequence, batch_size: int = 16) -> Iterator[np.ndarray]:
+        """Colorized images in order, ``batch_size`` per network pass (quicker than one by one)."""
+        for start in range(0, len(images), batch_size):
+            yield from colorize_batch(images[start:start + batch_size], self.net,
+                                      self.config.size, self.amp)
 
     @property
     def provenance(self) -> str:
