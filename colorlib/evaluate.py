@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -63,10 +62,13 @@ def limit_side(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BOX), dtype=np.uint8)
 
 
+def _without_colour(lab: np.ndarray) -> np.ndarray:
+    return np.concatenate([lab[..., :1], np.zeros_like(lab[..., 1:])], axis=2)
+
+
 def greyscale_version(true_lab: np.ndarray) -> np.ndarray:
     """The photo's lightness alone, as float RGB: the input, and the ab = 0 baseline."""
-    lab = np.concatenate([true_lab[..., :1], np.zeros_like(true_lab[..., 1:])], axis=2)
-    return lab_to_rgb(lab)
+    return lab_to_rgb(_without_colour(true_lab))
 
 
 def checkpoint_colorizer(checkpoint: str | os.PathLike, device: str | None = None) -> ColorizeFn:
@@ -81,8 +83,8 @@ def evaluate_image(path: Path, colorize_fn: ColorizeFn, max_side: int | None = N
     """Metrics of one photo for the model and (with ``baseline``) the greyscale answer."""
     truth = limit_side(load_rgb(path), max_side)
     true_lab = rgb_to_lab(truth)
-    grey = greyscale_version(true_lab)
-    grey_lab = np.concatenate([true_lab[..., :1], np.zeros_like(true_lab[..., 1:])], axis=2)
+    grey_lab = _without_colour(true_lab)
+    grey = lab_to_rgb(grey_lab)
     output = np.asarray(colorize_fn(grey), dtype=np.float32)
     if output.shape != truth.shape:
         raise ValueError(f"{path}: colorizer returned shape {output.shape}, expected {truth.shape}")
@@ -121,9 +123,7 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     per_image, failed = [], []
     for path in tqdm(list(paths), desc="evaluating", disable=not progress or len(paths) < 2):
         try:
-            with warnings.catch_warnings():  # out-of-gamut predictions are clipped, as documented
-                warnings.filterwarnings("ignore", "Conversion from CIE-LAB", UserWarning)
-                per_image.append(evaluate_image(Path(path), colorize_fn, max_side, hist, baseline))
+            per_image.append(evaluate_image(Path(path), colorize_fn, max_side, hist, baseline))
         except ImageReadError as err:
             failed.append({"file": err.path, "error": err.reason})
     report = {

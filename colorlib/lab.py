@@ -19,6 +19,7 @@ The network sees ``L/50 - 1`` (so L in [0, 100] maps to [-1, 1]) and
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -79,7 +80,11 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     wrapping around or producing NaNs.
     """
     lab = np.asarray(lab, dtype=np.float64)
-    rgb = skcolor.lab2rgb(lab)  # skimage already clips, but keep the promise explicit
+    with warnings.catch_warnings():
+        # skimage warns about every out-of-gamut pixel ("negative Z values");
+        # clipping them is exactly what we promise, so the warning is noise.
+        warnings.simplefilter("ignore", UserWarning)
+        rgb = skcolor.lab2rgb(lab)
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)
 
 

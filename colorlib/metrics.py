@@ -25,21 +25,13 @@ import math
 
 import numpy as np
 
+from .lab import _as_float_rgb as as_float_rgb  # uint8 -> /255, float -> clipped to [0, 1]
+
 AUC_MAX_THRESHOLD = 150.0  # ab units, as in Zhang et al. 2016
 AUC_STEP = 1.0
 GREY_CHROMA = 5.0  # ab units: below this a pixel looks grey (a just-noticeable difference is ~2.3)
 PSNR_CAP = 100.0  # dB, reported for identical images instead of infinity (keeps JSON valid)
 COLORFULNESS_MEAN_WEIGHT = 0.3  # Hasler & Süsstrunk's weight on the mean term
-
-
-def as_float_rgb(rgb: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 (0-255) or float (0-1) RGB -> float64 in [0, 1]."""
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[-1] != 3:
-        raise ValueError(f"expected an HxWx3 RGB image, got shape {rgb.shape}")
-    if rgb.dtype == np.uint8:
-        return rgb.astype(np.float64) / 255.0
-    return np.clip(rgb.astype(np.float64), 0.0, 1.0)
 
 
 def _check_pair(pred: np.ndarray, truth: np.ndarray) -> None:
@@ -120,7 +112,7 @@ def colorfulness(rgb: np.ndarray) -> float:
     ~15 reads as "slightly colourful", ~33 "moderately", ~59 "quite" and
     ~82 "highly colourful".
     """
-    rgb = as_float_rgb(rgb) * 255.0
+    rgb = as_float_rgb(rgb).astype(np.float64) * 255.0
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     rg = r - g
     yb = 0.5 * (r + g) - b

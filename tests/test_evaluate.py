@@ -154,3 +154,26 @@ def test_cli_all_unreadable_is_an_error(tiny_checkpoint, tmp_path, capsys):
                  "--no-progress"])
     err = capsys.readouterr().err
     assert code == EXIT_ERROR and "bad.png" in err and "could be read" in err
+
+
+def test_comparison_table_and_ab_histogram_plot(eval_folder):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from colorlib.evaluate import comparison_table
+    from colorlib.figures import plot_ab_histograms
+
+    paths = sorted(eval_folder.glob("*.png"))[:2]
+    grey = evaluate_paths(paths, colorize_fn=lambda g: g, progress=False, histograms=True)
+    truth = {p: load_rgb(p) / 255.0 for p in paths}
+    seen = iter(paths)
+    oracle = evaluate_paths(paths, colorize_fn=lambda g: truth[next(seen)], progress=False,
+                            histograms=True, baseline=False)
+    table = comparison_table({"grey model": grey, "oracle": oracle})
+    lines = table.strip().splitlines()
+    assert len(lines) == 2 + 4  # header, rule, two models, baseline, ground truth
+    assert lines[3].startswith("| oracle | 100.00") and "greyscale baseline" in lines[4]
+    hists = {"truth": oracle["ab_histograms"]["truth"], "oracle": oracle["ab_histograms"]["model"]}
+    assert np.array_equal(hists["truth"], hists["oracle"])
+    fig = plot_ab_histograms(hists, means={"truth": (1.0, 2.0)})
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 2

@@ -1,9 +1,6 @@
 """colorlib.notebook: settings from the environment, figures, checkpoints, source display."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from colorlib import notebook as nb

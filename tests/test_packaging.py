@@ -57,3 +57,14 @@ def test_readme_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^demo:.*\n\t.*colorlib demo", makefile, re.M)
     assert re.search(r"^test:.*\n\t.*pytest", makefile, re.M)
+
+
+def test_committed_notebooks_pass_nbstripout_verify():
+    import subprocess
+    import sys
+
+    notebooks = sorted(str(p) for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert len(notebooks) == 7
+    proc = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id", "--verify", *notebooks],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
