@@ -164,7 +164,7 @@ def _run(fn, pieces: list) -> None:
 def _linear_rgb(planes: np.ndarray) -> np.ndarray:
     """(3, n) sRGB (uint8, or float in [0, 1]) -> (3, n) linear-light float32."""
     if planes.dtype == np.uint8:
-        return _SRGB_TO_LINEAR[planes]  # exact: 256 values, computed in float64
+        return np.take(_SRGB_TO_LINEAR, planes)  # exact: 256 values, computed in float64
     v = np.clip(planes.astype(np.float32), 0.0, 1.0)
     return np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92).astype(np.float32)
 

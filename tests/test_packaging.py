@@ -68,3 +68,14 @@ def test_committed_notebooks_pass_nbstripout_verify():
     proc = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id", "--verify", *notebooks],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_readme_badges_agree_with_the_repository_url():
+    url = _pyproject()["project"]["urls"]["Repository"].rstrip("/")
+    readme = (ROOT / "README.md").read_text()
+    notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    for name in notebooks:
+        blob = f"{url}/blob/main/notebooks/{name}"
+        assert blob.replace("https://github.com/", "https://colab.research.google.com/github/") in readme
+        assert f"https://kaggle.com/kernels/welcome?src={blob}" in readme
+    assert len(re.findall(r"colab-badge\.svg", readme)) == len(notebooks)
