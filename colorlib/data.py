@@ -5,8 +5,11 @@ skimage's ``rgb2lab`` on every image inside ``Dataset.__getitem__``, so the
 loader's worker processes do floating-point colour maths one image at a
 time. Here the Dataset decodes each file once (JPEG draft decoding when the
 photo is much larger than the training size), keeps the resized uint8 pixels
-in memory, and the training loop converts a whole batch to Lab in one
-vectorised call on the training device (:func:`prepare_batch`). The Dataset
+in memory (:class:`CachedLoader`: worker processes decode in the first
+epoch, later epochs are memory copies), and the training loop converts a
+whole batch to Lab in one vectorised call on the training device
+(:func:`prepare_batch`). On a 2-core CPU that delivers 256-px batches about
+5x faster than the tutorial's loader (``benchmarks/RESULTS.md``). The Dataset
 can still yield normalised L and ab itself (``lab=True``), for teaching and
 for code that wants the classic interface; both paths use the same
 conversion function.
@@ -209,8 +212,8 @@ class ColorizationDataset(Dataset):
             batches = ([decoder[i]] for i in todo)
         from tqdm.auto import tqdm
 
-        with tqdm(total=len(todo), desc="decoding photos once", disable=not progress,
-                  leave=False) as bar:
+        with tqdm(total=len(todo), desc="decoding photos once (later epochs read memory)",
+                  disable=None if progress else True, leave=False) as bar:
             for items in batches:
                 for idx, rgb, error in items:
                     if error is None:
@@ -323,7 +326,8 @@ class CachedLoader:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[dict]:
-        self.dataset.preload(self.num_workers)
+        # A progress bar only where the wait is noticeable (thousands of photos).
+        self.dataset.preload(self.num_workers, progress=len(self.dataset) >= 1000)
         order = list(self.sampler)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]

@@ -8,9 +8,10 @@ Two paths share one normalisation:
   a whole batch is converted in one vectorised call on the device; on the
   CPU through the same formulas as skimage written out in float32 numpy
   (:func:`fast_rgb_to_lab`), one image-sized chunk at a time. Measured on a
-  2-core Xeon for a 16 x 256 x 256 batch: kornia ~290 ms, skimage ~65 ms
-  (one call per image), this path ~25 ms; it agrees with skimage to within
-  1e-4 in normalised units (see ``tests/test_fast_path.py``).
+  2-core Xeon for a 16 x 256 x 256 batch: kornia ~290 ms, skimage ~60 ms
+  (one call per image), this path ~10-15 ms (``benchmarks/RESULTS.md``); it
+  agrees with skimage to within 1e-5 in normalised units
+  (``tests/test_fast_path.py``).
 
 The network sees ``L/50 - 1`` (so L in [0, 100] maps to [-1, 1]) and
 ``ab/110`` (the a and b channels of real sRGB colours stay within about
@@ -18,9 +19,7 @@ The network sees ``L/50 - 1`` (so L in [0, 100] maps to [-1, 1]) and
 """
 from __future__ import annotations
 
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -121,9 +120,10 @@ def mean_chroma(ab) -> float:
 # ------------------------------------------------------- fast CPU path (numpy)
 # skimage's sRGB (D65, 2 degree observer) formulas and constants, in float32.
 # Work is cut into chunks of CHUNK pixels so each step's arrays stay in the
-# CPU cache, and chunks run on a few threads (numpy releases the GIL). The
-# chunking depends only on the image size, never on the memory layout of the
-# input or the thread count, so the result is bitwise reproducible.
+# CPU cache. The chunking depends only on the image size, never on the memory
+# layout of the input, so the result is bitwise reproducible. One thread:
+# splitting chunks over two threads was measured no faster on a 2-core VM
+# (slower when other programs kept the cores busy).
 CHUNK = 1 << 16
 _XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
                           [0.212671, 0.715160, 0.072169],
@@ -134,11 +134,6 @@ _LIN_FROM_XYZN = (np.linalg.inv(_XYZ_FROM_RGB) * _WHITE_D65[None, :]).astype(np.
 _v = np.arange(256) / 255.0
 _SRGB_TO_LINEAR = np.where(_v > 0.04045, ((_v + 0.055) / 1.055) ** 2.4, _v / 12.92).astype(np.float32)
 _F_EPS, _F_K, _F_C = np.float32(0.008856), np.float32(7.787), np.float32(16.0 / 116.0)
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _threads() -> int:
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 
 
 def _chunks(n_images: int, n_pixels: int) -> list[tuple[int, int, int]]:
@@ -148,17 +143,9 @@ def _chunks(n_images: int, n_pixels: int) -> list[tuple[int, int, int]]:
 
 
 def _run(fn, pieces: list) -> None:
-    """``fn(*piece)`` for every piece, on up to ``torch.get_num_threads()`` threads."""
-    global _POOL
-    threads = _threads()
-    if threads == 1 or len(pieces) == 1:
-        for piece in pieces:
-            fn(*piece)
-        return
-    if _POOL is None or _POOL._max_workers != threads:
-        _POOL = ThreadPoolExecutor(threads, thread_name_prefix="colorlib-lab")
-    for future in [_POOL.submit(fn, *piece) for piece in pieces]:
-        future.result()
+    """``fn(*piece)`` for every piece, in order."""
+    for piece in pieces:
+        fn(*piece)
 
 
 def _linear_rgb(planes: np.ndarray) -> np.ndarray:
@@ -216,7 +203,7 @@ def _rgb_planes(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) ->
 
 
 def fast_rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """:func:`rgb_to_lab` for big images: float32 numpy, chunked and threaded.
+    """:func:`rgb_to_lab` for big images: float32 numpy, in cache-sized chunks.
 
     Same formulas and constants as skimage, so the result agrees with
     :func:`rgb_to_lab` to within about 1e-4 L/a/b units (float32 rounding).
@@ -264,7 +251,7 @@ def fast_lightness(rgb: np.ndarray) -> np.ndarray:
 
 
 def fast_lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """:func:`lab_to_rgb` for big images: float32 numpy, chunked and threaded.
+    """:func:`lab_to_rgb` for big images: float32 numpy, in cache-sized chunks.
 
     Out-of-gamut colours are clipped exactly as skimage clips them.
     """

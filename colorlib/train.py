@@ -105,6 +105,15 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """True on GPUs with bf16 tensor cores (compute capability 8.0+: A100, L4, H100...).
+
+    ``torch.cuda.is_bf16_supported()`` also says yes on a T4 (Kaggle, Colab)
+    because bf16 can be emulated there, slowly; those GPUs get fp16 instead.
+    """
+    return torch.cuda.get_device_capability(device)[0] >= 8 or bool(torch.version.hip)
+
+
 def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     """Adam with the fused (one kernel for all tensors) update where this PyTorch has it.
 
@@ -178,7 +187,7 @@ class Trainer:
             return torch.bfloat16
         if not self.cfg.amp or self.device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_has_native_bf16(self.device) else torch.float16
 
     def autocast(self):
         if self.amp_dtype is None:

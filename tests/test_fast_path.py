@@ -157,8 +157,8 @@ def test_flip_coins_of_two_ranks_are_the_single_process_coins():
     assert 0 < int((whole[..., 0] != batch[..., 0]).sum()) < 8  # some flipped, some not
 
 
-def run_curve(paths, fast: bool, cpu_amp: bool = False, steps: int = 12) -> list[float]:
-    """The pix2pix baseline (GAN + L1) at 32 px, 8 filters: fast or reference path."""
+def run_curve(paths, fast: bool, cpu_amp: bool = False, steps: int = 10) -> list[float]:
+    """pix2pix baseline (GAN + 100 L1) at 32 px, 8 filters; returns the L1 term per step."""
     trainer = Trainer(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
                       TrainConfig(stage="baseline", seed=11, cpu_amp=cpu_amp), "cpu")
     if fast:
@@ -188,16 +188,15 @@ def reference_curve(train_paths):
 @pytest.mark.slow
 @pytest.mark.parametrize("cpu_amp", [False, True], ids=["fp32", "cpu_bf16"])
 def test_fast_path_loss_curve_tracks_the_reference(train_paths, reference_curve, cpu_amp):
-    # "Noise" here is the loss's own step-to-step movement on this data: the
-    # fast curve must stay within a small fraction of it. fp32 differs only by
-    # float32 colour conversion and fused-vs-loop Adam (measured < 0.1%);
-    # bf16 rounds activations to 8 bits of mantissa (measured about 1%).
+    # "Noise" is the loss's own batch-to-batch movement (median |step change|
+    # of the reference L1 curve, about 1.7 here). Measured gaps: fp32 under 1%
+    # of it (float32 colour conversion, fused Adam), CPU bf16 about 2%.
     if cpu_amp and not cpu_has_native_bf16():
         pytest.skip("this CPU has no native bf16 (AMX / AVX512-BF16); cpu_amp does nothing")
     fast = run_curve(train_paths, fast=True, cpu_amp=cpu_amp)
     ref = np.array(reference_curve)
     noise = np.median(np.abs(np.diff(ref)))
     gap = np.abs(np.array(fast) - ref)
-    assert len(fast) == len(ref) == 12
-    assert gap.max() < (0.05 if not cpu_amp else 0.5) * noise, (gap.max(), noise)
-    assert ref[-1] < ref[0] and fast[-1] < fast[0]  # both actually learn
+    assert len(fast) == len(ref) == 10 and np.isfinite(fast).all()
+    assert noise > 0.1  # the yardstick itself is not degenerate
+    assert gap.max() < (0.05 if not cpu_amp else 0.2) * noise, (gap.max(), noise)
