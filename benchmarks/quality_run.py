@@ -42,8 +42,19 @@ How many steps fit in a deadline depends on the machine's load. Training on
 the CPU is reproducible (replayed losses match the logged ones to 5 digits),
 so a run's exact step counts (in ``<out>/logs/*.json``) can be replayed with
 ``--steps N --minutes 1000``.
-The run of 2026-11-22 (``runs/photos64``, 2 shared cores) made 53/55
-pretraining steps (colorlib/seed), 29/28 GAN steps and 145 baseline steps.
+The first run of 2026-11-22 (``runs/photos64``, 2 heavily shared cores)
+made 53/55 pretraining steps (colorlib/seed), 29/28 GAN steps and 145
+baseline steps. The run quoted in the README and notebook 07
+(``runs/photos64b``) used longer deadlines and reused that baseline::
+
+    O="--out runs/photos64b --data ../shared/data/photos --size 64 --batch-size 16 --threads 1"
+    python benchmarks/quality_run.py colorlib $O --stage pretrain --minutes 22 &
+    python benchmarks/quality_run.py seed     $O --stage pretrain --minutes 22 & wait
+    python benchmarks/quality_run.py colorlib $O --stage gan --minutes 14 &
+    python benchmarks/quality_run.py seed     $O --stage gan --minutes 14 & wait
+    python benchmarks/quality_run.py evaluate --out runs/photos64b --threads 2
+
+It made 273/258 pretraining steps and 164/153 GAN steps.
 
 Checkpoints: ``<out>/colorlib/{baseline,pretrain,gan}.pt`` and
 ``<out>/seed/{pretrain,gan}.pt``; results: ``<out>/results.json`` and

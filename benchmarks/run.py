@@ -179,11 +179,16 @@ def photo_list(n: int) -> tuple[list[Path], str]:
 
 
 def alternate(blocks: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
-    """Run each peer's timed block ``rounds`` times, interleaved; returns throughputs."""
+    """Run each peer's timed block ``rounds`` times, interleaved; returns throughputs.
+
+    The order rotates every round (AB, BA, ...), so a machine getting busier
+    or quieter during the run does not favour whichever peer goes first.
+    """
     out: dict[str, list[float]] = {name: [] for name in blocks}
-    for _ in range(rounds):
-        for name, block in blocks.items():
-            out[name].append(block())
+    names = list(blocks)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            out[name].append(blocks[name]())
     return out
 
 
