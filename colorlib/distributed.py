@@ -12,7 +12,10 @@ BatchNorm statistics stay per rank (SyncBatchNorm exists only for GPUs and
 costs one all-reduce per BatchNorm layer per forward pass): with a global
 batch of 16 on two GPUs each rank normalises over its own 8 images. That is
 the one way a data-parallel run differs from a single-process run over the
-same global batch; ``tests/test_ddp.py`` measures how much.
+same global batch; ``tests/test_ddp.py`` measures how much. (Also: every
+rank starts from the same random state, so the pix2pix U-Net's dropout, at
+64 px and above, draws the same masks on each rank's share of the batch.)
+Each rank keeps its own decoded copy of the training photos in memory.
 """
 from __future__ import annotations
 
