@@ -218,19 +218,24 @@ def _rgb_planes(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) ->
     np.clip(lin, 0.0, 1.0, out=out)
 
 
-def fast_rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """:func:`rgb_to_lab` for big images: float32 numpy, in cache-sized chunks, threaded.
-
-    Same formulas and constants as skimage, so the result agrees with
-    :func:`rgb_to_lab` to within about 1e-4 L/a/b units (float32 rounding).
-    """
+def _rgb_pixels(rgb: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """HxWx3 RGB -> (N x 3 pixels, uint8 kept as is, else float in [0, 1]; H; W)."""
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[-1] != 3:
         raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
     if rgb.dtype != np.uint8:
         rgb = _as_float_rgb(rgb)
     h, w, _ = rgb.shape
-    pix = rgb.reshape(-1, 3)
+    return rgb.reshape(-1, 3), h, w
+
+
+def fast_rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """:func:`rgb_to_lab` for big images: float32 numpy, in cache-sized chunks, threaded.
+
+    Same formulas and constants as skimage, so the result agrees with
+    :func:`rgb_to_lab` to within about 1e-4 L/a/b units (float32 rounding).
+    """
+    pix, h, w = _rgb_pixels(rgb)
     out = np.empty((h * w, 3), np.float32)
 
     def work(_, s, e):
@@ -248,13 +253,7 @@ def fast_lightness(rgb: np.ndarray) -> np.ndarray:
     L depends on Y alone, so this skips two of the three cube roots; it is
     what full-resolution colorization needs from the input photo.
     """
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[-1] != 3:
-        raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
-    if rgb.dtype != np.uint8:
-        rgb = _as_float_rgb(rgb)
-    h, w, _ = rgb.shape
-    pix = rgb.reshape(-1, 3)
+    pix, h, w = _rgb_pixels(rgb)
     out = np.empty(h * w, np.float32)
 
     def work(_, s, e):
