@@ -19,15 +19,19 @@ is there, else the embedded tiny set), throughput in images per second
 * ``inference_fullres``: photo files in, colorized files out. The seed's
   own path (its Dataset at 256 px, a batch of 16 through the network, its
   per-image skimage ``lab2rgb``, 256 x 256 PNGs); colorlib's
-  ``Colorizer`` one photo at a time, writing full-resolution PNGs.
+  ``Colorizer.colorize_many`` (16 photos per network pass), writing
+  full-resolution PNGs.
 
 ``*_cpu_amp`` / ``*_amp`` entries repeat a measure with colorlib's opt-in
 bf16 (only where the hardware does bf16 natively). Every measure
 alternates the peers (seed, colorlib, seed, colorlib, ...) after a warm-up
-and reports medians, so load from other programs hits both alike. Peak
-memory is the largest increase of resident memory (CPU: this process and
-its loader workers, sampled every 20 ms; GPU: allocated memory) while a
-peer is built and warmed up. On a GPU the training steps also report
+and reports medians, so load from other programs hits both alike. The
+training and inference peers each live in a process of their own
+(:class:`PeerProcess`), as each tutorial runs for its users, so one
+peer's process-wide settings (colorlib's malloc thresholds on the CPU)
+do not touch the other. Peak memory is the largest increase of resident
+memory (CPU: the peer's process and its loader workers, sampled every
+20 ms; GPU: allocated memory) while a peer is built and warmed up. On a GPU the training steps also report
 model FLOP utilisation: FLOPs per step from ``torch.utils.flop_counter``
 over the device's dense bf16 peak.
 
@@ -289,28 +293,136 @@ def measure_lab_conversion(paths, s: Settings) -> dict:
     return {"lab_batch_conversion": out}
 
 
+# ------------------------------------------------- one process per peer
+SEED_MALLOC = "seed_malloc"  # the seed, in a process with colorlib's malloc settings
+MALLOC_NOTE = ("against the seed run with colorlib's malloc settings (colorlib.memory) "
+               "in its process: the part of colorlib's lead that is not the allocator")
+
+
+class PeerProcess:
+    """A peer built, warmed up and timed in a process of its own (spawned).
+
+    Each training and inference peer runs alone in its process, as each
+    tutorial does for its users, so a process-wide setting one of them
+    makes cannot help or slow the other: colorlib raises glibc's malloc
+    thresholds on the CPU (:mod:`colorlib.memory`), the seed does not.
+    Only one peer works at a time; the others wait for their next turn.
+    """
+
+    def __init__(self, name: str, maker: str, s: "Settings", *args, malloc: bool = False):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.name = name
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_peer_main, args=(child, maker, s, args, malloc),
+                                name=name)
+        self.proc.start()
+        child.close()
+        self.memory_mb, self.flops = self._reply()
+
+    def run(self) -> float:
+        """One timed block in the peer's process: images (or photos) per second."""
+        self.conn.send("run")
+        return self._reply()
+
+    def _reply(self):
+        try:
+            kind, value = self.conn.recv()
+        except EOFError:
+            raise RuntimeError(f"{self.name}: its process died (exit code "
+                               f"{self.proc.exitcode})") from None
+        if kind == "error":
+            raise RuntimeError(f"{self.name}: {value}")
+        return value
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.conn.send("stop")
+        self.proc.join(timeout=60)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join()
+
+
+def _peer_main(conn, maker: str, s: "Settings", args: tuple, malloc: bool) -> None:
+    """The peer process: build, warm up (recording memory and FLOPs), then time on request.
+
+    ``malloc``: apply colorlib's malloc settings first (for the seed: how
+    much of colorlib's lead they alone explain).
+    """
+    import traceback
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    torch.set_num_threads(s.threads)
+    if malloc:
+        from colorlib.memory import keep_freed_memory
+
+        keep_freed_memory()
+    try:
+        with PeakMemory(s.device) as mem:
+            block = MAKERS[maker](s, *args)
+            block()  # warm-up: workers start, caches fill, kernels get chosen
+            sync(s.device)
+        conn.send(("ready", (mem.peak_mb, count_flops(block, s))))
+        while conn.recv() == "run":
+            conn.send(("rate", block()))
+    except Exception as err:  # reported by the parent, naming the peer
+        conn.send(("error", f"{err!r}\n{traceback.format_exc()}"))
+    finally:
+        conn.close()
+
+
+def compare(peers: dict[str, tuple], s: "Settings") -> dict[str, PeerProcess]:
+    """Start every peer's process (one after another, so builds do not overlap)."""
+    started: dict[str, PeerProcess] = {}
+    try:
+        for name, (maker, *args) in peers.items():
+            started[name] = PeerProcess(name, maker, s, *args, malloc=name == SEED_MALLOC)
+    except BaseException:
+        for peer in started.values():
+            peer.close()
+        raise
+    return started
+
+
+def timed_rounds(peers: dict[str, PeerProcess], s: "Settings") -> dict[str, list[float]]:
+    try:
+        return alternate({name: peer.run for name, peer in peers.items()}, s.rounds)
+    finally:
+        for peer in peers.values():
+            peer.close()
+
+
 # ------------------------------------------------------------- training
-@dataclass
-class Peer:
-    name: str
-    step: Callable[[], None]
-    images_per_step: int = BATCH
-    memory_mb: float = float("nan")
-    flops: float | None = None
+def timed_step(step: Callable[[], None], s: "Settings") -> Callable[[], float]:
+    """One training step as a timed block (images/s); ``.step`` is the bare step."""
+    def block() -> float:
+        sync(s.device)
+        t0 = time.perf_counter()
+        step()
+        sync(s.device)
+        return BATCH / (time.perf_counter() - t0)
+
+    block.step = step
+    return block
 
 
-def seed_pretrain(seed, paths, s: Settings) -> Callable[[], None]:
+def seed_pretrain(s: "Settings", paths) -> Callable[[], float]:
     from torch import nn, optim
 
+    seed = seed_module()
     torch.manual_seed(0)
     net = seed.build_res_unet(n_input=1, n_output=2, size=s.train_size, device=s.device,
                               pretrained=False)
     opt, crit = optim.Adam(net.parameters(), lr=1e-4), nn.L1Loss()
     batches = forever(seed_loader(seed, paths, s.train_size, s))
-    return lambda: seed.pretrain_step(net, opt, crit, next(batches), s.device)
+    return timed_step(lambda: seed.pretrain_step(net, opt, crit, next(batches), s.device), s)
 
 
-def seed_gan(seed, paths, s: Settings) -> Callable[[], None]:
+def seed_gan(s: "Settings", paths) -> Callable[[], float]:
+    seed = seed_module()
     torch.manual_seed(0)
     net_G = seed.build_res_unet(n_input=1, n_output=2, size=s.train_size, device=s.device,
                                 pretrained=False)
@@ -321,10 +433,10 @@ def seed_gan(seed, paths, s: Settings) -> Callable[[], None]:
         model.setup_input(next(batches))
         model.optimize()
 
-    return step
+    return timed_step(step, s)
 
 
-def colorlib_trainer_step(stage: str, paths, s: Settings, cpu_amp: bool) -> Callable[[], None]:
+def colorlib_train(s: "Settings", paths, stage: str, cpu_amp: bool) -> Callable[[], float]:
     from colorlib.data import ColorizationDataset, make_loader, prepare_batch
     from colorlib.networks import ModelConfig
     from colorlib.train import Trainer, TrainConfig
@@ -341,69 +453,52 @@ def colorlib_trainer_step(stage: str, paths, s: Settings, cpu_amp: bool) -> Call
                               generator=torch.Generator().manual_seed(next(counter)))
         trainer.train_step(L, ab)
 
-    return step
+    return timed_step(step, s)
 
 
-def build_peer(name: str, make: Callable[[], Callable[[], None]], s: Settings) -> Peer:
-    """Build a peer and run its warm-up step, recording the memory that took."""
-    with PeakMemory(s.device) as mem:
-        step = make()
-        step()  # warm-up: workers start, caches fill, kernels get chosen
-        sync(s.device)
-    return Peer(name, step, memory_mb=mem.peak_mb)
-
-
-def count_flops(peer: Peer, s: Settings) -> None:
-    if s.device.type != "cuda":
-        return
+def count_flops(block: Callable[[], float], s: "Settings") -> float | None:
+    """FLOPs of one training step (GPU only: that is where MFU is reported)."""
+    if s.device.type != "cuda" or not hasattr(block, "step"):
+        return None
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        peer.step()
-    peer.flops = float(counter.get_total_flops())
+        block.step()
+    return float(counter.get_total_flops())
 
 
-def timed_steps(peer: Peer, s: Settings) -> Callable[[], float]:
-    def block() -> float:
-        sync(s.device)
-        t0 = time.perf_counter()
-        peer.step()
-        sync(s.device)
-        return peer.images_per_step / (time.perf_counter() - t0)
-
-    return block
-
-
-def measure_training(seed, paths, s: Settings, stage: str) -> dict:
+def measure_training(paths, s: Settings, stage: str) -> dict:
     """seed vs colorlib (and colorlib + CPU bf16 where native) for one training step."""
     from colorlib.train import cpu_has_native_bf16
 
-    make_seed = seed_pretrain if stage == "pretrain" else seed_gan
-    peers = [build_peer("seed", lambda: make_seed(seed, paths, s), s),
-             build_peer("colorlib", lambda: colorlib_trainer_step(stage, paths, s, False), s)]
+    peers = {"seed": (f"seed_{stage}", paths), SEED_MALLOC: (f"seed_{stage}", paths),
+             "colorlib": ("colorlib_train", paths, stage, False)}
     if s.device.type == "cpu" and cpu_has_native_bf16():
-        peers.append(build_peer("colorlib_cpu_amp",
-                                lambda: colorlib_trainer_step(stage, paths, s, True), s))
-    for peer in peers:
-        count_flops(peer, s)
-    rates = alternate({p.name: timed_steps(p, s) for p in peers}, s.rounds)
-    key = f"{stage}_step"
-    size = s.train_size
+        peers["colorlib_cpu_amp"] = ("colorlib_train", paths, stage, True)
+    procs = compare(peers, s)
+    memory = {name: p.memory_mb for name, p in procs.items()}
+    flops = {name: p.flops for name, p in procs.items()}
+    rates = timed_rounds(procs, s)
+    key, size = f"{stage}_step", s.train_size
     out = {key: entry(rates["seed"], rates["colorlib"], "images/s", size_px=size,
-                      memory=(peers[0].memory_mb, peers[1].memory_mb),
-                      flops=(peers[0].flops, peers[1].flops), device=s.device)}
-    if len(peers) == 3:
+                      memory=(memory["seed"], memory["colorlib"]),
+                      flops=(flops["seed"], flops["colorlib"]), device=s.device),
+           f"{key}_vs_seed_malloc": entry(rates[SEED_MALLOC], rates["colorlib"], "images/s",
+                                          size_px=size, note=MALLOC_NOTE)}
+    if "colorlib_cpu_amp" in rates:
         out[f"{key}_cpu_amp"] = entry(rates["seed"], rates["colorlib_cpu_amp"], "images/s",
-                                      size_px=size, memory=(peers[0].memory_mb, peers[2].memory_mb),
+                                      size_px=size,
+                                      memory=(memory["seed"], memory["colorlib_cpu_amp"]),
                                       note="colorlib with TrainConfig(cpu_amp=True): bf16 "
                                       "autocast + channels_last on this CPU's native bf16")
     return out
 
 
 # ------------------------------------------------------------ inference
-def seed_inference(seed, photos, out: Path, s: Settings) -> Callable[[], float]:
+def seed_inference(s: "Settings", photos, out: Path) -> Callable[[], float]:
     from PIL import Image
 
+    seed = seed_module()
     torch.manual_seed(0)
     net = seed.build_res_unet(n_input=1, n_output=2, size=256, device=s.device,
                               pretrained=False).eval()
@@ -423,7 +518,7 @@ def seed_inference(seed, photos, out: Path, s: Settings) -> Callable[[], float]:
     return run
 
 
-def colorlib_inference(photos, out: Path, s: Settings, amp: bool) -> Callable[[], float]:
+def colorlib_inference(s: "Settings", photos, out: Path, amp: bool) -> Callable[[], float]:
     from colorlib.images import save_rgb
     from colorlib.inference import Colorizer
     from colorlib.networks import ModelConfig, build_generator
@@ -443,7 +538,12 @@ def colorlib_inference(photos, out: Path, s: Settings, amp: bool) -> Callable[[]
     return run
 
 
-def measure_inference(seed, photos, s: Settings) -> dict:
+MAKERS = {"seed_pretrain": seed_pretrain, "seed_gan": seed_gan,
+          "colorlib_train": colorlib_train, "seed_inference": seed_inference,
+          "colorlib_inference": colorlib_inference}
+
+
+def measure_inference(photos, s: Settings) -> dict:
     from PIL import Image
 
     from colorlib.images import load_rgb
@@ -453,18 +553,14 @@ def measure_inference(seed, photos, s: Settings) -> dict:
         dirs = {name: Path(tmp) / name for name in ("seed", "colorlib", "colorlib_amp")}
         for d in dirs.values():
             d.mkdir()
-        makers = {"seed": lambda: seed_inference(seed, photos, dirs["seed"], s),
-                  "colorlib": lambda: colorlib_inference(photos, dirs["colorlib"], s, False)}
+        peers = {"seed": ("seed_inference", photos, dirs["seed"]),
+                 SEED_MALLOC: ("seed_inference", photos, dirs["seed"]),
+                 "colorlib": ("colorlib_inference", photos, dirs["colorlib"], False)}
         if s.device.type == "cuda" or cpu_has_native_bf16():
-            makers["colorlib_amp"] = lambda: colorlib_inference(photos, dirs["colorlib_amp"], s,
-                                                                True)
-        runs, memory = {}, {}
-        for name, make in makers.items():
-            with PeakMemory(s.device) as mem:
-                runs[name] = make()
-                runs[name]()  # warm-up pass
-            memory[name] = mem.peak_mb
-        rates = alternate(runs, s.rounds)
+            peers["colorlib_amp"] = ("colorlib_inference", photos, dirs["colorlib_amp"], True)
+        procs = compare(peers, s)
+        memory = {name: p.memory_mb for name, p in procs.items()}
+        rates = timed_rounds(procs, s)
         name = f"{photos[0].stem}.png"
         sizes = {peer: Image.open(d / name).size for peer, d in dirs.items() if (d / name).exists()}
     h, w = load_rgb(photos[0]).shape[:2]
@@ -475,7 +571,10 @@ def measure_inference(seed, photos, s: Settings) -> dict:
         memory=(memory["seed"], memory["colorlib"]),
         note=f"seed writes {sizes['seed'][0]}x{sizes['seed'][1]} files; colorlib writes each "
              f"photo at its own size (e.g. {w}x{h} in, {sizes['colorlib'][0]}x"
-             f"{sizes['colorlib'][1]} out)")}
+             f"{sizes['colorlib'][1]} out)"),
+           "inference_fullres_vs_seed_malloc": entry(rates[SEED_MALLOC], rates["colorlib"],
+                                                     "photos/s", photos=len(photos),
+                                                     note=MALLOC_NOTE)}
     if "colorlib_amp" in rates:
         out["inference_fullres_amp"] = entry(
             rates["seed"], rates["colorlib_amp"], "photos/s", photos=len(photos),
@@ -563,14 +662,14 @@ def main(argv=None) -> int:
         results.update(measure_data_pipeline(seed, paths, s))
         report(results)
     if "pretrain" in parts:
-        results.update(measure_training(seed, paths, s, "pretrain"))
+        results.update(measure_training(paths, s, "pretrain"))
         report(results)
     if "gan" in parts:
-        results.update(measure_training(seed, paths, s, "gan"))
+        results.update(measure_training(paths, s, "gan"))
         report(results)
     if "inference" in parts:
         photos = photo_list(s.photos)[0]
-        results.update(measure_inference(seed, photos, s))
+        results.update(measure_inference(photos, s))
         report(results)
     meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": "python " + " ".join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:]),

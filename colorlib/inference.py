@@ -32,6 +32,7 @@ from . import __version__
 from .checkpoint import load_checkpoint
 from .images import load_rgb, to_rgb
 from .lab import denormalize_ab, fast_lab_to_rgb, fast_lightness, normalize_l
+from .memory import keep_freed_memory
 from .networks import ModelConfig, build_generator
 from .train import cpu_has_native_bf16, cuda_has_native_bf16, resolve_device
 
@@ -137,6 +138,10 @@ class Colorizer:
     config: ModelConfig
     checkpoint: Path
     amp: bool = False  # bf16 where the hardware has it natively
+
+    def __post_init__(self):
+        if next(self.net.parameters()).device.type == "cpu":
+            keep_freed_memory()  # every batch frees and re-allocates large tensors
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None,

@@ -244,9 +244,30 @@ def build_res_unet(size: int = 256, weights: str | os.PathLike | None = "imagene
         from fastai.vision.learner import create_body
         from fastai.vision.models.unet import DynamicUnet
 
+    from fastai.layers import MergeLayer
+
     resnet = load_resnet18(weights)
     body = create_body(resnet, n_in=n_in, pretrained=weights not in (None, "none"), cut=-2)
-    return DynamicUnet(body, n_out, (size, size))
+    unet = DynamicUnet(body, n_out, (size, size))
+    for layer in unet.modules():
+        if isinstance(layer, MergeLayer):
+            layer.register_forward_hook(_keep_channels_last)
+    return unet
+
+
+def _keep_channels_last(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+    """Give the U-Net's last merge the layout of its input (a forward hook).
+
+    fastai's ``MergeLayer`` concatenates the decoder's 96 feature maps with
+    the 1-channel input photo. ``torch.cat`` returns NCHW when its inputs'
+    layouts disagree, and a 1-channel tensor counts as both, so in
+    channels_last the full-resolution block after it converted layouts
+    back and forth, forward and backward. Values are untouched.
+    """
+    x = inputs[0]
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return output.contiguous(memory_format=torch.channels_last)
+    return None
 
 
 # ------------------------------------------------------------------ factory

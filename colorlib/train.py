@@ -30,6 +30,7 @@ from .checkpoint import STAGES, CheckpointError, checkpoint_path, load_checkpoin
 from .data import (DataConfig, ColorizationDataset, drop_unreadable, make_loader, prepare_batch,
                    resolve_source)
 from .losses import GANLoss, l1_term
+from .memory import keep_freed_memory
 from .networks import ModelConfig, build_discriminator, build_generator
 
 STAGE_ARCH = {"baseline": "pix2pix_unet", "pretrain": "resnet18_unet", "gan": "resnet18_unet"}
@@ -155,6 +156,8 @@ class Trainer:
         self.net_D = build_discriminator(model_cfg) if STAGE_USES_GAN[cfg.stage] else None
         self.amp_dtype = self._amp_dtype()
         self._to_device()
+        if self.device.type == "cpu":
+            keep_freed_memory()  # each step frees and re-allocates the same large tensors
         # What the training steps call: the networks, or their DDP wrappers (distribute()).
         self.train_G, self.train_D = self.net_G, self.net_D
         self.dist = distributed.DistEnv()
@@ -198,6 +201,16 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # ----------------------------------------------------------------- steps
+    def _pair(self, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """The discriminator's input: L and ab side by side, in the networks' layout.
+
+        ``torch.cat`` returns NCHW when its inputs' layouts disagree, and a
+        1-channel L counts as both, so without this the PatchGAN would
+        convert its input (and its gradient) to channels_last every call.
+        """
+        pair = torch.cat([L, ab], 1)
+        return pair.contiguous(memory_format=torch.channels_last) if self.channels_last else pair
+
     def _check(self, name: str, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -226,8 +239,8 @@ class Trainer:
         # generated colours are detached so this update leaves G alone.
         set_requires_grad(self.net_D, True)
         with self.autocast():
-            loss_D_fake = self.gan_loss(self.train_D(torch.cat([L, fake_ab.detach()], 1)), False)
-            loss_D_real = self.gan_loss(self.train_D(torch.cat([L, ab], 1)), True)
+            loss_D_fake = self.gan_loss(self.train_D(self._pair(L, fake_ab.detach())), False)
+            loss_D_real = self.gan_loss(self.train_D(self._pair(L, ab)), True)
             loss_D = 0.5 * (loss_D_fake + loss_D_real)
         self._check("discriminator loss", loss_D)
         self._update(loss_D, self.opt_D)
@@ -236,7 +249,7 @@ class Trainer:
         # gradient here, and DDP would wait for gradients that never come.
         set_requires_grad(self.net_D, False)
         with self.autocast():
-            loss_G_GAN = self.gan_loss(self.net_D(torch.cat([L, fake_ab], 1)), True)
+            loss_G_GAN = self.gan_loss(self.net_D(self._pair(L, fake_ab)), True)
             loss_G_L1 = l1_term(fake_ab, ab, self.cfg.lambda_l1)
             loss_G = loss_G_GAN + loss_G_L1
         self._check("generator loss", loss_G)
