@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.add_argument("--cpu-amp", action="store_true",
                        help="on CPUs with native bf16 (AMX / AVX512-BF16): bf16 mixed precision, "
-                       "about 1.5x faster; ignored elsewhere (GPUs use mixed precision anyway)")
+                       "about 3x faster per step; ignored elsewhere (GPUs use mixed precision anyway)")
 
     col = sub.add_parser("colorize", help="colorize images at full resolution",
                          description="Colorize each IMAGE with a checkpoint and write "

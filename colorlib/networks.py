@@ -255,7 +255,8 @@ def build_res_unet(size: int = 256, weights: str | os.PathLike | None = "imagene
     return unet
 
 
-def _keep_channels_last(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+def _keep_channels_last(module: nn.Module, inputs: tuple,
+                        output: torch.Tensor) -> torch.Tensor | None:
     """Give the U-Net's last merge the layout of its input (a forward hook).
 
     fastai's ``MergeLayer`` concatenates the decoder's 96 feature maps with

@@ -55,8 +55,9 @@ class TrainConfig:
     gan_mode: str = "vanilla"
     seed: int = 0
     amp: bool = True  # mixed precision on CUDA (bf16 where supported); ignored on CPU
-    # bf16 autocast + channels_last on CPUs with native bf16 (AMX / AVX512-BF16), about
-    # 1.5x faster there; off by default so CPU results stay fp32 and machine-independent.
+    # bf16 autocast on CPUs with native bf16 (AMX / AVX512-BF16), about 3x faster per
+    # step there (benchmarks/RESULTS.md); off by default so CPU results stay fp32 and
+    # machine-independent.
     cpu_amp: bool = False
     max_steps: int | None = None  # stop after this many steps in total (quick runs)
     save_every: int = 0  # also checkpoint every N steps (0: at epoch ends only)
