@@ -164,11 +164,13 @@ METHOD = """
   step-to-step noise of the straightforward path's curve. `tests/test_memory.py`: the
   layout fixes leave the network's output unchanged, and freed blocks are reused.
 * **Noise.** A training round is one step, so single rounds move by up to 20% (the first
-  after the warm-up is usually the slowest); the medians of repeat runs agree within about
-  15%. Both runs listed were made with the machine otherwise idle.
+  after the warm-up is usually the slowest); the fp32 medians of repeat runs agree within
+  about 15%. The bf16 peers move most (colorlib bf16 inference: 4.1-10.1 photos/s within
+  one run), so their medians differ by up to 2x between runs. Both runs listed were made
+  with the machine otherwise idle.
 * **The seed's inference figure depends on its neighbours.** With all four inference
   processes alive (seed, seed + malloc settings, colorlib, colorlib bf16) the seed's own
-  path ran at 0.99-1.34 photos/s in five runs; timed beside colorlib alone it ran at 1.66
+  path ran at 0.99-1.34 photos/s in six runs; timed beside colorlib alone it ran at 1.66
   (colorlib 4.17, **2.5x**), beside colorlib's bf16 peer alone at 1.57, beside the
   seed + malloc peer alone at 1.53. The cause was not found. Colorlib's figure does not
   move (3.65-4.17), so read `inference_fullres` as 2.5-4x and the conservative

@@ -31,9 +31,9 @@ training and inference peers each live in a process of their own
 peer's process-wide settings (colorlib's malloc thresholds on the CPU)
 do not touch the other. Peak memory is the largest increase of resident
 memory (CPU: the peer's process and its loader workers, sampled every
-20 ms; GPU: allocated memory) while a peer is built and warmed up. On a GPU the training steps also report
-model FLOP utilisation: FLOPs per step from ``torch.utils.flop_counter``
-over the device's dense bf16 peak.
+20 ms; GPU: allocated memory) while a peer is built and warmed up. On a
+GPU the training steps also report model FLOP utilisation: FLOPs per
+step from ``torch.utils.flop_counter`` over the device's dense bf16 peak.
 
 ``benchmarks/report.py`` turns the JSON into ``benchmarks/RESULTS.md`` and
 ``benchmarks/results.png``.

@@ -3,12 +3,12 @@
 A training step on the CPU allocates and frees the same large activation
 tensors every step (the ResNet18 U-Net's last block alone holds several
 of 16 x 97 x 128 x 128 floats, about 100 MB each). glibc serves blocks
-above 32 MB straight from the kernel with ``mmap`` and hands them back on
-``free``, so every step pays again for a page fault per 4 kB and for the
+above its mmap threshold (never more than 32 MB unless set) straight from
+the kernel with ``mmap`` and hands them back on ``free``, so every step pays again for a page fault per 4 kB and for the
 kernel zeroing each fresh page. Raising glibc's mmap and trim thresholds
 makes malloc keep those pages and reuse them. Measured on a 2-core Xeon VM
 (``benchmarks/RESULTS.md``): a 128-px ResNet18 U-Net step went from 3.4
-to 5.3 images/s, and colorizing 16 photos of 1-12 megapixels from 8.3 to
+to 5.3 images/s, and colorizing 16 photos of 3-17 megapixels from 8.3 to
 5.9 s.
 
 The price: the process keeps the memory of its largest step until it

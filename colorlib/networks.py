@@ -241,10 +241,9 @@ def build_res_unet(size: int = 256, weights: str | os.PathLike | None = "imagene
 
     with warnings.catch_warnings():  # fastai's import-time torch.jit deprecation notice
         warnings.simplefilter("ignore", FutureWarning)
+        from fastai.layers import MergeLayer
         from fastai.vision.learner import create_body
         from fastai.vision.models.unet import DynamicUnet
-
-    from fastai.layers import MergeLayer
 
     resnet = load_resnet18(weights)
     body = create_body(resnet, n_in=n_in, pretrained=weights not in (None, "none"), cut=-2)

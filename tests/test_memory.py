@@ -65,8 +65,9 @@ print(faults() - before)
     assert pages["on"] < 1_000, pages
 
 
-def _last_block_input(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The tensor the U-Net's full-resolution ResBlock receives (after the merge)."""
+def _last_block_input(net: torch.nn.Module,
+                      x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(what the U-Net's full-resolution ResBlock receives after the merge, the output)."""
     from fastai.layers import MergeLayer
 
     seen = []
