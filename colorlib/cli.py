@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--filters", type=_positive_int, default=64,
                        help="pix2pix U-Net base width (default 64, as in the paper)")
     train.add_argument("--gan-mode", choices=("vanilla", "lsgan"), default="vanilla")
+    train.add_argument("--lr-g", type=float, default=None,
+                       help="generator learning rate (default: 1e-4 for pretrain, 2e-4 otherwise)")
     train.add_argument("--val-every", type=_positive_int, default=1,
                        help="save validation images (input / prediction / truth) every N epochs "
                        "into <checkpoint-dir>/val_images (default 1)")
@@ -162,7 +164,8 @@ def cmd_train(args) -> int:
                              save_every=args.save_every, num_filters=args.filters,
                              gan_mode=args.gan_mode, progress=not args.no_progress,
                              val_image_dir=args.checkpoint_dir / "val_images",
-                             val_every=args.val_every, cpu_amp=args.cpu_amp)
+                             val_every=args.val_every, cpu_amp=args.cpu_amp,
+                             lr_g=args.lr_g)
     t = result.trainer
     if not t.dist.is_main:  # torchrun: rank 0 alone reports
         return EXIT_FAILED if skipped else 0
