@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also save every N steps (default: at epoch ends only)")
     train.add_argument("--filters", type=_positive_int, default=64,
                        help="pix2pix U-Net base width (default 64, as in the paper)")
-    train.add_argument("--gan-mode", choices=("vanilla", "lsgan"), default="vanilla")
+    train.add_argument("--gan-mode", choices=("vanilla", "lsgan", "hinge"), default="vanilla")
     train.add_argument("--lr-g", type=float, default=None,
                        help="generator learning rate (default: 1e-4 for pretrain, 2e-4 otherwise)")
     train.add_argument("--val-every", type=_positive_int, default=1,

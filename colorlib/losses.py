@@ -9,16 +9,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-GAN_MODES = ("vanilla", "lsgan")
+GAN_MODES = ("vanilla", "lsgan", "hinge")
 LAMBDA_L1 = 100.0
 
 
 class GANLoss(nn.Module):
-    """Compare a discriminator's patch logits with "real" or "fake" labels.
+    """Turn a discriminator's patch scores into a loss, for D or for G.
 
-    ``vanilla`` is the original GAN's binary cross-entropy (on logits, which
-    is numerically safer than sigmoid + BCE); ``lsgan`` is least squares,
-    which gives non-vanishing gradients for samples far from the boundary.
+    ``vanilla`` (pix2pix's choice): binary cross-entropy on logits, which is
+    numerically safer than a sigmoid followed by BCE. D minimises
+    -log D(real) - log(1 - D(fake)); G minimises -log D(fake), the
+    *non-saturating* form, whose gradient is largest when D firmly rejects
+    the fake, which is when G most needs it.
+
+    ``lsgan`` (Mao et al., 2017): squared distance to the label (1 real,
+    0 fake). The penalty keeps growing with distance, so even fakes that D
+    already scores on the real side, but far from real pairs, keep a gradient.
+
+    ``hinge`` (used by SAGAN, Zhang et al., 2019): D minimises
+    relu(1 - s) on real pairs and relu(1 + s) on fakes, so a patch scored
+    beyond the margin of 1 on the correct side stops pulling on D; G
+    minimises -s, raising D's score of its colours. Because G's loss is not
+    D's "real" loss, G's call passes ``for_discriminator=False``.
     """
 
     def __init__(self, mode: str = "vanilla", real_label: float = 1.0, fake_label: float = 0.0):
@@ -29,9 +41,18 @@ class GANLoss(nn.Module):
         self.real_label, self.fake_label = real_label, fake_label
         self.loss = nn.BCEWithLogitsLoss() if mode == "vanilla" else nn.MSELoss()
 
-    def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target_is_real: bool,
+                for_discriminator: bool = True) -> torch.Tensor:
+        logits = logits.float()
+        if self.mode == "hinge":
+            if not for_discriminator:
+                if not target_is_real:
+                    raise ValueError("the generator's hinge loss only asks for 'real'")
+                return -logits.mean()
+            margin = 1.0 - logits if target_is_real else 1.0 + logits
+            return torch.relu(margin).mean()
         label = self.real_label if target_is_real else self.fake_label
-        return self.loss(logits.float(), torch.full_like(logits, label, dtype=torch.float32))
+        return self.loss(logits, torch.full_like(logits, label))
 
 
 def l1_term(pred_ab: torch.Tensor, true_ab: torch.Tensor, lam: float = LAMBDA_L1) -> torch.Tensor:

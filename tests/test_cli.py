@@ -79,3 +79,12 @@ def test_train_then_colorize_end_to_end(photo_folder, tmp_path):
     bogus.write_bytes(b"not a checkpoint")
     code, out, err = run_cli("colorize", src[0], "--checkpoint", bogus, "--out", tmp_path / "o2")
     assert code == 2 and "bogus.pt" in err and "Traceback" not in err
+
+
+def test_train_offers_every_gan_loss_of_colorlib():
+    from colorlib.cli import build_parser
+    from colorlib.losses import GAN_MODES
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    (action,) = [a for a in train._actions if "--gan-mode" in a.option_strings]
+    assert tuple(action.choices) == GAN_MODES
