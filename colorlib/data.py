@@ -16,8 +16,11 @@ conversion function.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,9 @@ class DataConfig:
     num_workers: int = 0
     max_images: int | None = None  # cap the training set (quick runs)
     on_error: str = "skip"  # "skip" (warn and drop a bad file) or "raise"
+    # coco only: folders for the prepared copy of the sample (first: written; all: looked in).
+    # None: $COLORLIB_DATA_CACHE; (): no prepared copy, fastai's own download cache only.
+    cache: tuple[str, ...] | None = None
 
 
 # ------------------------------------------------------------------ sources
@@ -76,21 +82,176 @@ def split_paths(paths: Sequence[Path], val_fraction: float, seed: int) -> tuple[
     return train, val
 
 
-def coco_sample_paths(seed: int = 123) -> tuple[list[Path], list[Path]]:
-    """The tutorial's split of fastai's COCO sample: 10,000 photos, 8,000/2,000.
+# The prepared copy of the COCO sample: the 10,000 photos the series uses (of
+# the sample's ~22,000), unchanged JPEG bytes in one uncompressed tar, with a
+# manifest of the split. It lives in a folder that outlives the machine (a
+# Google Drive folder in Colab), so a new machine copies one file instead of
+# downloading and unpacking the 3 GB sample again.
+COCO_CACHE_NAME = "coco_sample_seed123.tar"  # for the tutorial's seed; others add their own
+_MANIFEST = "colorlib-coco-manifest.json"
+DATA_CACHE_ENV = "COLORLIB_DATA_CACHE"
 
-    Downloads the sample (about 3 GB) on first use, so it needs internet;
-    this is the default in Colab and Kaggle.
-    """
+
+class DataCacheError(RuntimeError):
+    """A prepared data file exists but cannot be used (damaged, incomplete, wrong content)."""
+
+
+def coco_cache_name(seed: int) -> str:
+    return COCO_CACHE_NAME.replace("seed123", f"seed{seed}")
+
+
+def data_cache_dirs(cache: Sequence[str | os.PathLike] | None = None) -> list[Path]:
+    """The data-cache folders: ``cache`` if given, else ``$COLORLIB_DATA_CACHE`` (``:``-separated)."""
+    if cache is None:
+        cache = [p for p in os.environ.get(DATA_CACHE_ENV, "").split(os.pathsep) if p.strip()]
+    return [Path(p).expanduser() for p in cache]
+
+
+def _fetch_coco_sample() -> Path:
+    """fastai's COCO sample folder: downloaded (about 3 GB) and unpacked on first use."""
     from fastai.data.external import URLs, untar_data
 
-    folder = Path(untar_data(URLs.COCO_SAMPLE)) / "train_sample"
+    return Path(untar_data(URLs.COCO_SAMPLE)) / "train_sample"
+
+
+def _coco_split(folder: Path, seed: int) -> tuple[list[Path], list[Path]]:
+    """The tutorial's draw: 10,000 photos with ``np.random.seed(seed)``, then 8,000/2,000."""
     paths = np.array(sorted(str(p) for p in folder.glob("*.jpg")))
+    if len(paths) < COCO_SAMPLE_SIZE:
+        raise ValueError(f"{folder}: {len(paths)} photos, the COCO sample has over "
+                         f"{COCO_SAMPLE_SIZE}; the download is incomplete (delete the folder "
+                         "and run again)")
     rng = np.random.RandomState(seed)  # same draws as the tutorial's np.random.seed(123)
     subset = rng.choice(paths, COCO_SAMPLE_SIZE, replace=False)
     order = rng.permutation(COCO_SAMPLE_SIZE)
     train = [Path(p) for p in subset[order[:COCO_TRAIN_SIZE]]]
     val = [Path(p) for p in subset[order[COCO_TRAIN_SIZE:]]]
+    return train, val
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def _write_prepared(archive: Path, train: list[Path], val: list[Path], seed: int) -> int:
+    """Write the prepared tar atomically (``.partial``, then rename); return its size."""
+    import io
+    import tarfile
+
+    files = list(train) + list(val)
+    manifest = {"seed": seed, "train": [p.name for p in train], "val": [p.name for p in val],
+                "sizes": {p.name: p.stat().st_size for p in files}}
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    partial = archive.parent / f".{archive.name}.partial"
+    try:
+        with tarfile.open(partial, "w") as tar:
+            data = json.dumps(manifest).encode()
+            info = tarfile.TarInfo(_MANIFEST)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+            for path in files:
+                tar.add(path, arcname=path.name)
+        os.replace(partial, archive)
+    finally:
+        partial.unlink(missing_ok=True)
+    return archive.stat().st_size
+
+
+def _read_prepared(archive: Path, local: Path) -> tuple[list[Path], list[Path]]:
+    """Unpack a prepared tar into ``local`` (skipped when already there); return the split."""
+    import tarfile
+
+    def damaged(reason: str) -> DataCacheError:
+        return DataCacheError(f"{archive}: not a usable prepared COCO sample ({reason}); "
+                              "delete it and run again to download the sample anew")
+
+    done = local / _MANIFEST
+    try:
+        with tarfile.open(archive, "r:") as tar:
+            first = tar.next()
+            if first is None or first.name != _MANIFEST:
+                raise damaged("no manifest at its start")
+            manifest = json.loads(tar.extractfile(first).read())
+            sizes = manifest["sizes"]
+            names = manifest["train"] + manifest["val"]
+            if done.is_file() and done.read_text() == json.dumps(manifest) and all(
+                    (local / n).is_file() and (local / n).stat().st_size == sizes[n]
+                    for n in names):
+                return [local / n for n in manifest["train"]], [local / n for n in manifest["val"]]
+            local.mkdir(parents=True, exist_ok=True)
+            done.unlink(missing_ok=True)
+            seen = set()
+            for member in tar:
+                name = member.name
+                if name == _MANIFEST:
+                    continue
+                if not member.isfile() or name != Path(name).name or name.startswith("."):
+                    raise damaged(f"unexpected member {name!r}")
+                with tar.extractfile(member) as src, open(local / name, "wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+                seen.add(name)
+    except (tarfile.TarError, OSError, EOFError, json.JSONDecodeError, KeyError, TypeError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise damaged(reason) from None
+    missing = [n for n in names if n not in seen or (local / n).stat().st_size != sizes[n]]
+    if missing:
+        raise damaged(f"{len(missing)} of its {len(names)} photos missing or cut short, "
+                      f"e.g. {missing[0]}")
+    done.write_text(json.dumps(manifest))  # written last: marks a complete unpack
+    return [local / n for n in manifest["train"]], [local / n for n in manifest["val"]]
+
+
+def coco_sample_paths(seed: int = 123, cache: Sequence[str | os.PathLike] | None = None,
+                      local: str | os.PathLike | None = None,
+                      log=print) -> tuple[list[Path], list[Path]]:
+    """The tutorial's split of fastai's COCO sample: 10,000 photos, 8,000/2,000.
+
+    Without a data cache this downloads the sample (about 3 GB, through
+    fastai, which keeps it in ``~/.fastai``) on first use. With cache
+    folders (``cache``, else ``$COLORLIB_DATA_CACHE``; set up by
+    :func:`colorlib.notebook.persist`):
+
+    * if one of them holds the prepared copy (``coco_sample_seed<seed>.tar``:
+      the 10,000 photos, about half the sample, and the split), it is
+      unpacked into ``local`` (a folder on this machine's own disk; skipped
+      if already there) and no download happens;
+    * otherwise the sample is downloaded as above and the prepared copy is
+      written into the first folder, for the next machine.
+
+    A damaged prepared copy raises :class:`DataCacheError` naming the file;
+    it is never deleted or overwritten.
+    """
+    dirs = data_cache_dirs(cache)
+    name = coco_cache_name(seed)
+    local = Path(local) if local is not None else \
+        Path(tempfile.gettempdir()) / "colorlib-data" / name.removesuffix(".tar")
+    for folder in dirs:
+        archive = folder / name
+        if archive.is_file():
+            start = time.perf_counter()
+            train, val = _read_prepared(archive, local)
+            log(f"COCO sample: prepared copy {archive} ({_gb(archive.stat().st_size)}) -> "
+                f"{len(train) + len(val):,} photos in {local}, "
+                f"{time.perf_counter() - start:.0f} s, no download")
+            return train, val
+    start = time.perf_counter()
+    train, val = _coco_split(_fetch_coco_sample(), seed)
+    if not dirs:
+        return train, val
+    log(f"COCO sample: downloaded or found by fastai in {time.perf_counter() - start:.0f} s")
+    archive = dirs[0] / name
+    start = time.perf_counter()
+    try:
+        size = _write_prepared(archive, train, val, seed)
+    except OSError as err:
+        warnings.warn(f"could not keep a prepared copy of the COCO sample in {dirs[0]} "
+                      f"({err.strerror or err}); the next machine will download it again",
+                      stacklevel=2)
+        return train, val
+    log(f"COCO sample: kept the {len(train) + len(val):,} photos this series uses in {archive} "
+        f"({_gb(size)}, {time.perf_counter() - start:.0f} s); later runs copy that file "
+        "instead of downloading the sample")
     return train, val
 
 
@@ -102,7 +263,7 @@ def resolve_source(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
         root = build_tiny_set()
         train, val = find_images(root / "train"), find_images(root / "val")
     elif cfg.source == "coco":
-        train, val = coco_sample_paths(cfg.seed)
+        train, val = coco_sample_paths(cfg.seed, cache=cfg.cache)
     else:
         folder = Path(cfg.source)
         if (folder / "train").is_dir() and (folder / "val").is_dir():

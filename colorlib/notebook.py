@@ -15,12 +15,22 @@ the committed figures can be regenerated on other data or a CPU:
 ``COLORLIB_EPOCHS``, ``COLORLIB_MAX_STEPS``, ``COLORLIB_BATCH_SIZE``,
 ``COLORLIB_DEVICE``, ``COLORLIB_CHECKPOINTS`` (e.g. a Google Drive folder,
 so checkpoints survive a lost Colab session) and ``COLORLIB_FIGURES``.
+
+Work that must outlive the machine goes to the **store** (``COLORLIB_STORE``),
+which :func:`persist` sets up in the cell after the setup cell: in Colab a
+folder on the user's Google Drive, on Kaggle the notebook's output folder
+(after copying in the checkpoints of notebooks attached as inputs). The
+store holds ``checkpoints/`` (``checkpoints-tiny-<size>px/`` in the tiny
+setting), ``data/`` (the prepared COCO sample, see
+:func:`colorlib.data.coco_sample_paths`) and the photos of notebook 06.
 """
 from __future__ import annotations
 
 import functools
 import inspect
 import os
+import shutil
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -97,6 +107,8 @@ class Settings:
     seed: int = 0
     checkpoints: Path = field(default_factory=lambda: _work_root() / "runs" / "checkpoints")
     figures: Path = field(default_factory=lambda: _work_root() / "figures")
+    store: Path | None = None  # the folder that outlives this machine (see persist())
+    data_cache: tuple[Path, ...] = ()  # where the prepared COCO sample is kept / looked for
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, tiny_size: int = TINY_SIZE,
@@ -119,9 +131,16 @@ class Settings:
                         num_filters=TINY_FILTERS, num_workers=0,
                         figures=_tiny_root() / "figures")
         s = _apply_env(s, env)
-        if s.tiny and not env.get("COLORLIB_CHECKPOINTS", "").strip():
+        if s.store is not None and not env.get("COLORLIB_CHECKPOINTS", "").strip():
+            s.checkpoints = store_checkpoints(s.store, s.size if s.tiny else None)
+        elif s.tiny and not env.get("COLORLIB_CHECKPOINTS", "").strip():
             # One folder per size: a 32 px tiny run must not resume a 64 px one.
             s.checkpoints = _tiny_root() / f"checkpoints-{s.size}px"
+        cache = [p for p in env.get(DATA_CACHE_ENV, "").split(os.pathsep) if p.strip()]
+        if cache:
+            s.data_cache = tuple(_anchored(p.strip()) for p in cache)
+        elif s.store is not None:
+            s.data_cache = (s.store / "data",)
         s.device = str(resolve_device(env.get("COLORLIB_DEVICE") or None))
         return s
 
@@ -131,7 +150,7 @@ class Settings:
 
         return DataConfig(**{"source": self.data, "size": self.size,
                              "batch_size": self.batch_size, "num_workers": self.num_workers,
-                             **overrides})
+                             "cache": tuple(str(p) for p in self.data_cache), **overrides})
 
     def train_kwargs(self) -> dict:
         """Keyword arguments for :func:`colorlib.train.train_stage` (besides stage/data/init)."""
@@ -141,16 +160,20 @@ class Settings:
     def describe(self) -> str:
         mode = "tiny run (COLORLIB_TINY=1)" if self.tiny else "full run"
         steps = f", at most {self.max_steps} steps" if self.max_steps is not None else ""
-        return (f"{mode}: data={self.data}, {self.size} px, batch {self.batch_size}, "
+        text = (f"{mode}: data={self.data}, {self.size} px, batch {self.batch_size}, "
                 f"{self.epochs} epochs{steps}, device {self.device}\n"
                 f"checkpoints -> {self.checkpoints}\nfigures     -> {self.figures}")
+        if self.data == "coco" and self.data_cache:
+            text += f"\ndata cache  -> {self.data_cache[0]}"
+        return text
 
 
 _ENV_FIELDS = {"COLORLIB_DATA": ("data", str), "COLORLIB_SIZE": ("size", int),
                "COLORLIB_EPOCHS": ("epochs", int), "COLORLIB_MAX_STEPS": ("max_steps", int),
                "COLORLIB_BATCH_SIZE": ("batch_size", int),
                "COLORLIB_CHECKPOINTS": ("checkpoints", Path),
-               "COLORLIB_FIGURES": ("figures", Path)}
+               "COLORLIB_FIGURES": ("figures", Path),
+               "COLORLIB_STORE": ("store", Path)}
 
 
 def _apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
@@ -317,6 +340,218 @@ def ensure_stage(stage: str, s: Settings) -> Path:
     load_checkpoint(path, arch=STAGE_ARCH[stage], stage=stage)
     print(f"{stage}: tiny checkpoint ready at {path}")
     return path
+
+
+# -------------------------------------------------------------- persistence
+STORE_ENV = "COLORLIB_STORE"
+DATA_CACHE_ENV = "COLORLIB_DATA_CACHE"
+# Where Colab mounts Google Drive and Kaggle attaches inputs; the variables exist
+# for tests and unusual set-ups, the defaults are the platforms' own.
+DRIVE_MOUNT_ENV, DRIVE_MOUNT = "COLORLIB_DRIVE_MOUNT", "/content/drive"
+KAGGLE_INPUT_ENV, KAGGLE_INPUT = "COLORLIB_KAGGLE_INPUT", "/kaggle/input"
+STAGE_FILES = tuple(f"{stage}.pt" for stage in STAGE_NOTEBOOK)
+_SEARCH_DEPTH = 6  # how deep below /kaggle/input checkpoints are looked for
+
+
+class PersistError(RuntimeError):
+    """The store could not be set up (Drive not mounted, store not writable)."""
+
+
+def store_checkpoints(store: Path, tiny_size: int | None = None) -> Path:
+    """The checkpoint folder inside a store: ``checkpoints/`` or ``checkpoints-tiny-<size>px/``."""
+    return store / ("checkpoints" if tiny_size is None else f"checkpoints-tiny-{tiny_size}px")
+
+
+def runtime(env: Mapping[str, str] | None = None) -> str:
+    """``"colab"``, ``"kaggle"`` or ``"local"``: where this kernel runs."""
+    env = os.environ if env is None else env
+    if "google.colab" in sys.modules:
+        return "colab"
+    if "KAGGLE_KERNEL_RUN_TYPE" in env:
+        return "kaggle"
+    return "local"
+
+
+@dataclass
+class Store:
+    """What :func:`persist` set up: where work is kept, and what it found or copied there."""
+
+    platform: str
+    folder: Path | None  # None: nothing outlives this machine's own disk
+    copied: list[tuple[Path, Path]] = field(default_factory=list)  # (from, to)
+    checkpoints: list[Path] = field(default_factory=list)  # stage files in the store now
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return "\n".join(self.notes)
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(f"Store({self.platform}: {self.folder})")
+
+
+def _mb(path: Path) -> str:
+    return f"{path.stat().st_size / 2**20:.0f} MB"
+
+
+def _files_named(folder: Path, wanted, depth: int = _SEARCH_DEPTH) -> list[Path]:
+    """Files below ``folder`` (at most ``depth`` levels) whose name passes ``wanted`` (sorted)."""
+    found: list[Path] = []
+
+    def walk(d: Path, level: int) -> None:
+        try:
+            entries = sorted(d.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            if entry.is_file() and wanted(entry.name):
+                found.append(entry)
+            elif entry.is_dir() and not entry.is_symlink() and level < depth:
+                walk(entry, level + 1)
+
+    if folder.is_dir():
+        walk(folder, 1)
+    return found
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            chunk = fa.read(1 << 22)
+            if chunk != fb.read(1 << 22):
+                return False
+            if not chunk:
+                return True
+
+
+def _copy_atomically(src: Path, dest: Path) -> None:
+    """Copy to a temp name, then rename: an interrupted copy never looks like a checkpoint."""
+    tmp = dest.parent / f".{dest.name}.copying"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dest)
+    except OSError as err:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise PersistError(f"cannot copy {src} to {dest}: {err.strerror or err}; "
+                           f"nothing in {dest.parent} was changed") from None
+
+
+def _mount_drive(mount: str) -> Path:
+    try:
+        from google.colab import drive
+    except ImportError as err:
+        raise PersistError(f"google.colab.drive cannot be imported ({err})") from None
+    try:
+        drive.mount(mount)
+    except Exception as err:  # the user declined, timed out, or Drive is unavailable
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise PersistError(
+            f"Google Drive was not mounted at {mount} ({reason}). Run this cell again and "
+            "allow access, or use nb.persist(drive=False) to keep work on this machine only "
+            "(lost when the session ends)") from None
+    my_drive = Path(mount) / "MyDrive"
+    if not my_drive.is_dir():
+        raise PersistError(f"{my_drive}: not found after mounting Google Drive")
+    return my_drive
+
+
+def _kaggle_inputs(store: Path, inputs: Path, notes: list[str],
+                   tiny_size: int | None) -> list[tuple[Path, Path]]:
+    """Copy the stage checkpoints attached under ``inputs`` into ``store``; return (from, to)."""
+    wanted: dict[Path, list[Path]] = {}
+    for src in _files_named(inputs, STAGE_FILES.__contains__):
+        # Keep the kind of folder (full vs tiny, which size); other layouts count as full.
+        folder = src.parent.name if src.parent.name.startswith("checkpoints") else "checkpoints"
+        wanted.setdefault(store / folder / src.name, []).append(src)
+    copied = []
+    for dest, sources in sorted(wanted.items()):
+        src = max(sources, key=lambda p: p.stat().st_mtime)  # the newest of several
+        others = [p for p in sources if p != src]
+        if dest.exists():
+            if not _same_file(src, dest):
+                notes.append(f"kept {dest} ({_mb(dest)}): this notebook's own copy; "
+                             f"{src} differs and was not copied")
+            continue
+        _copy_atomically(src, dest)
+        copied.append((src, dest))
+        notes.append(f"copied {src} -> {dest} ({_mb(dest)})")
+        if others:
+            notes.append(f"  (newest of {len(sources)}; also attached: "
+                         f"{', '.join(str(p) for p in others)})")
+    if not wanted:
+        notes.append(f"no checkpoints attached under {inputs}: to continue from an earlier "
+                     "notebook, add its output to this one (Add Input > Your Work) and run "
+                     "this cell again")
+    return copied
+
+
+def persist(env: dict | None = None, *, drive: bool = True, show: bool = True) -> Store:
+    """Keep checkpoints and the prepared data where the next notebook's machine finds them.
+
+    * **Colab** gives every notebook a fresh machine, so this mounts Google
+      Drive and makes ``MyDrive/colorlib`` the store: checkpoints, the
+      prepared COCO sample and notebook 06's photos are written there.
+    * **Kaggle** keeps a notebook's ``/kaggle/working`` folder as its output,
+      and other notebooks' outputs can be attached, read-only, under
+      ``/kaggle/input``. The store is ``/kaggle/working/runs``; every
+      ``baseline.pt`` / ``pretrain.pt`` / ``gan.pt`` attached is copied into
+      it (never over a different file already there) before any stage writes.
+    * **Elsewhere** nothing changes, unless ``COLORLIB_STORE`` names a folder.
+
+    Sets ``COLORLIB_STORE`` (and, on Kaggle, ``COLORLIB_DATA_CACHE`` with the
+    attached data caches) in ``env`` (default: ``os.environ``), so the
+    settings cell that follows uses the store. A variable the user set
+    already is kept.
+    """
+    env = os.environ if env is None else env
+    where = runtime(env)
+    notes: list[str] = []
+    tiny_size = None
+    if _truthy(env.get(TINY_ENV)):
+        tiny_size = int(env.get("COLORLIB_SIZE") or TINY_SIZE)
+    store: Path | None = _anchored(env[STORE_ENV]) if env.get(STORE_ENV, "").strip() else None
+    copied: list[tuple[Path, Path]] = []
+    if where == "colab" and drive:
+        my_drive = _mount_drive(env.get(DRIVE_MOUNT_ENV) or DRIVE_MOUNT)
+        store = store or my_drive / "colorlib"
+        notes.append(f"Google Drive mounted: work is kept in {store}")
+    elif where == "kaggle":
+        store = store or Path.cwd() / "runs"
+        notes.append(f"Kaggle: work is kept in {store} (saved as this notebook's output)")
+    elif store is None:
+        notes.append("not on Colab or Kaggle: checkpoints stay where the settings put them")
+    if store is not None:
+        try:
+            store.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PersistError(f"{STORE_ENV}: cannot create {store} "
+                               f"({err.strerror or err})") from None
+        env[STORE_ENV] = str(store)
+    if where == "kaggle":
+        inputs = Path(env.get(KAGGLE_INPUT_ENV) or KAGGLE_INPUT)
+        copied = _kaggle_inputs(store, inputs, notes, tiny_size)
+        import re
+
+        prepared = re.compile(r"coco_sample_seed\d+\.tar").fullmatch
+        attached = sorted({p.parent for p in _files_named(inputs, prepared)})
+        if attached and not env.get(DATA_CACHE_ENV, "").strip():
+            env[DATA_CACHE_ENV] = os.pathsep.join(str(p) for p in [store / "data", *attached])
+            notes.append("prepared COCO sample attached: " + ", ".join(map(str, attached)))
+    found = []
+    if store is not None:
+        folder = store_checkpoints(store, tiny_size)
+        found = [folder / name for name in STAGE_FILES if (folder / name).is_file()]
+        notes.append(f"checkpoints in {folder}: " + (
+            ", ".join(f"{p.name} ({_mb(p)})" for p in found) if found else "none yet"))
+    result = Store(where, store, copied, found, notes)
+    if show:
+        print(result.describe())
+    return result
 
 
 # --------------------------------------------------------- your own photos

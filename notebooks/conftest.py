@@ -27,7 +27,7 @@ CELL_TIMEOUT_S = 600.0
 NBVAL_DEFAULT_TIMEOUT = 2000.0  # nbval's own default, i.e. "not given on the command line"
 WORK_KEY = pytest.StashKey[Path]()
 OVERRIDES = ("COLORLIB_DATA", "COLORLIB_SIZE", "COLORLIB_EPOCHS", "COLORLIB_MAX_STEPS",
-             "COLORLIB_BATCH_SIZE", "COLORLIB_DEVICE")
+             "COLORLIB_BATCH_SIZE", "COLORLIB_DEVICE", "COLORLIB_STORE", "COLORLIB_DATA_CACHE")
 
 
 def pytest_configure(config) -> None:

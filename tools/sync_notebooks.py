@@ -1,4 +1,4 @@
-"""(Re)write the first two cells of every notebook from pyproject.toml.
+"""(Re)write the first cells of every notebook from pyproject.toml.
 
 The repository URL has one home: ``[project.urls] Repository`` in
 pyproject.toml. Each notebook starts with a badge cell (Open in Colab, Open
@@ -6,6 +6,9 @@ in Kaggle, pointing at that notebook on the ``main`` branch) and a setup
 cell (installs colorlib from that repository on Colab/Kaggle). Both contain
 the URL literally, because a badge is plain Markdown and the setup cell must
 run before colorlib exists; this script keeps them in step with pyproject.
+Notebooks that load data or train or load a stage (02-07) get a third
+managed cell, the persistence cell (``nb.persist()``: Google Drive in Colab,
+attached outputs on Kaggle), so nothing they do is lost with the machine.
 
     python tools/sync_notebooks.py          # rewrite cells that differ
     python tools/sync_notebooks.py --check  # exit 1 if any notebook is out of step
@@ -29,6 +32,9 @@ BRANCH = "main"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 BADGE_TAG = "colorlib-badges"
 SETUP_TAG = "colorlib-setup"
+PERSIST_TAG = "colorlib-persist"
+# Notebooks whose work must outlive the machine: the data (02) and every stage (03-07).
+PERSIST_NOTEBOOKS = ("02", "03", "04", "05", "06", "07")
 
 
 def repo_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
@@ -64,14 +70,32 @@ def setup_source(url: str) -> str:
     return (
         "# Setup: on Colab or Kaggle install colorlib from GitHub (lower bounds only, so the\n"
         "# preinstalled torch stays); locally, `pip install -e .` has already done it.\n"
-        "import os, subprocess, sys\n"
+        "import importlib.util, os, subprocess, sys\n"
         "\n"
-        'if "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ:\n'
+        'if ("google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ) \\\n'
+        '        and importlib.util.find_spec("colorlib") is None:  # not yet on this machine\n'
         "    subprocess.check_call([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
         f"                           \"colorlib @ git+{url}\"])\n"
         "\n"
         "import colorlib\n"
         'print("colorlib", colorlib.__version__)')
+
+
+def persist_source() -> str:
+    """The persistence cell: right after setup, before anything that reads or writes work."""
+    return (
+        "# Keep your work beyond this machine. In Colab every notebook runs on a new machine, so this\n"
+        "# mounts your Google Drive (allow access when asked) and keeps checkpoints and the prepared\n"
+        "# photos in MyDrive/colorlib; on Kaggle, attach the output of the notebook that trained the\n"
+        "# previous stage (Add Input > Your Work) and this copies its checkpoints into\n"
+        "# /kaggle/working/runs, which is saved as this notebook's output (elsewhere nothing changes).\n"
+        "from colorlib import notebook as nb\n"
+        "\n"
+        "STORE = nb.persist()")
+
+
+def needs_persist(nb_path: str) -> bool:
+    return Path(nb_path).name[:2] in PERSIST_NOTEBOOKS
 
 
 def expected_cells(url: str, nb_path: str) -> list:
@@ -81,7 +105,13 @@ def expected_cells(url: str, nb_path: str) -> list:
     setup = nbformat.v4.new_code_cell(setup_source(url))
     setup.metadata["tags"] = [SETUP_TAG]
     setup["id"] = SETUP_TAG
-    return [badge, setup]
+    cells = [badge, setup]
+    if needs_persist(nb_path):
+        persist = nbformat.v4.new_code_cell(persist_source())
+        persist.metadata["tags"] = [PERSIST_TAG]
+        persist["id"] = PERSIST_TAG
+        cells.append(persist)
+    return cells
 
 
 def notebooks(root: Path = ROOT) -> list[Path]:
@@ -93,18 +123,21 @@ def _is_managed(cell, tag: str) -> bool:
 
 
 def sync_notebook(path: Path, url: str, root: Path = ROOT, write: bool = True) -> bool:
-    """Make the first two cells of ``path`` the badge and setup cells; True if it changed."""
+    """Make the first cells of ``path`` the managed ones (badges, setup, persistence); True if changed."""
     nb = nbformat.read(path, as_version=4)
     rel = path.resolve().relative_to(root.resolve()).as_posix()
-    badge, setup = expected_cells(url, rel)
+    managed = expected_cells(url, rel)
+    tags = [c.metadata["tags"][0] for c in managed]
     cells = list(nb.cells)
     # Replace the managed cells where they are, or insert them in front.
-    rest = [c for c in cells if not (_is_managed(c, BADGE_TAG) or _is_managed(c, SETUP_TAG))]
-    old = cells[:2]
-    new_cells = [badge, setup] + rest
-    changed = (len(old) < 2 or [c.source for c in old] != [badge.source, setup.source]
-               or len(rest) != len(cells) - 2
-               or not (_is_managed(old[0], BADGE_TAG) and _is_managed(old[1], SETUP_TAG)))
+    rest = [c for c in cells if not any(_is_managed(c, t) for t in (BADGE_TAG, SETUP_TAG,
+                                                                       PERSIST_TAG))]
+    n = len(managed)
+    old = cells[:n]
+    new_cells = managed + rest
+    changed = (len(old) < n or [c.source for c in old] != [c.source for c in managed]
+               or len(rest) != len(cells) - n
+               or not all(_is_managed(c, t) for c, t in zip(old, tags)))
     if changed and write:
         nb.cells = new_cells
         nbformat.write(nb, path)
