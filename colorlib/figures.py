@@ -280,3 +280,230 @@ def _np(x) -> np.ndarray:
     except ImportError:
         pass
     return np.asarray(x, dtype=np.float32)
+
+
+# ------------------------------------------------------------ GAN teaching
+def patch_verdicts(net_D, L, ab, gan_mode: str = "vanilla") -> dict:
+    """The discriminator's verdict on every patch of (L, ab) pairs, ready to draw.
+
+    ``L`` is Bx1xHxW and ``ab`` Bx2xHxW, normalised (tensors). Returns
+    ``{"score": BxNxN array, "stride": px between neighbouring verdicts,
+    "label": what the score means}``. For ``vanilla`` the score is D's
+    probability that the patch is real, sigmoid(logit); for ``lsgan`` the
+    raw output (trained towards 1 for real, 0 for fake); for ``hinge`` the
+    raw output (positive: real). Run in eval mode, without gradients.
+    """
+    import math
+
+    import torch
+    from torch import nn
+
+    stride = math.prod(m.stride[0] for m in net_D.modules() if isinstance(m, nn.Conv2d))
+    was_training = net_D.training
+    net_D.eval()
+    try:
+        with torch.no_grad():
+            logits = net_D(torch.cat([L, ab], 1).to(next(net_D.parameters()).device)).float()
+    finally:
+        net_D.train(was_training)
+    logits = logits[:, 0].cpu().numpy()
+    if gan_mode == "vanilla":
+        return {"score": 1 / (1 + np.exp(-logits)), "stride": stride, "label": "D's P(real)",
+                "range": (0.0, 1.0), "threshold": 0.5}
+    label = "D's score (1 real, 0 fake)" if gan_mode == "lsgan" else "D's score (> 0: real)"
+    threshold = 0.5 if gan_mode == "lsgan" else 0.0
+    spread = max(float(np.abs(logits - threshold).max()), 1e-3)
+    return {"score": logits, "stride": stride, "label": label,
+            "range": (threshold - spread, threshold + spread), "threshold": threshold}
+
+
+def plot_patch_verdicts(L, abs_: Sequence, titles: Sequence[str], verdicts: Sequence[dict],
+                        field: int | None = None):
+    """Each (L, ab) pair as D sees it (top) and D's verdict on each patch over its L (bottom).
+
+    ``L`` is one normalised 1xHxW (or HxW) lightness; ``abs_`` its candidate
+    colourings (normalised 2xHxW), e.g. the true ab and the generator's;
+    ``verdicts`` their :func:`patch_verdicts` (one image each: ``score``
+    NxN). Verdict (i, j) is drawn as a square of ``stride`` px centred where
+    its receptive field is centred; ``field`` (e.g. 70) outlines the pixels
+    the middle verdict depends on.
+    """
+    from matplotlib.patches import Rectangle
+
+    from .lab import merge_lab
+
+    plt = _plt()
+    L = _np(L).reshape(-1, *np.shape(L)[-2:])[0]
+    size = L.shape[-1]
+    n_cols = len(abs_)
+    fig, axes = plt.subplots(2, n_cols, figsize=(4.2 * n_cols, 8.6), squeeze=False)
+    im = None
+    for col, (ab, title, v) in enumerate(zip(abs_, titles, verdicts)):
+        score = np.asarray(v["score"])
+        score = score.reshape(score.shape[-2:])
+        n, stride = score.shape[-1], v["stride"]
+        first = (size - 1) / 2 - stride * (n - 1) / 2  # verdicts are centred on the image
+        extent = (first - stride / 2, first + stride * (n - 1) + stride / 2)
+        top, bottom = axes[0, col], axes[1, col]
+        top.imshow(merge_lab(L[None], _np(ab)), vmin=0, vmax=1)
+        top.set_title(title)
+        bottom.imshow(np.clip((L + 1) / 2, 0, 1), cmap="gray", vmin=0, vmax=1)
+        lo, hi = v["range"]
+        im = bottom.imshow(score, cmap="RdYlGn", vmin=lo, vmax=hi, alpha=0.6,
+                           extent=(extent[0], extent[1], extent[1], extent[0]))
+        bottom.set_xlim(-0.5, size - 0.5)
+        bottom.set_ylim(size - 0.5, -0.5)
+        real = float((score > v["threshold"]).mean())
+        bottom.set_title(f"{n} x {n} verdicts: {real:.0%} say 'real'")
+        if field is not None:
+            c = first + stride * (n // 2)
+            bottom.add_patch(Rectangle((c - field / 2, c - field / 2), field, field, fill=False,
+                                       edgecolor="cyan", linewidth=1.5))
+            bottom.add_patch(Rectangle((c - stride / 2, c - stride / 2), stride, stride,
+                                       fill=False, edgecolor="cyan", linewidth=1.0))
+        for ax in (top, bottom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[1]), fraction=0.03, pad=0.02, label=verdicts[0]["label"])
+    return fig
+
+
+def simulate_colour_spill(rgb: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """The photo with its colours (a*b*) blurred across object boundaries; lightness kept.
+
+    What a colorizer does when it gets the colours right but not where they
+    stop: red from a roof bleeds into the sky next to it. ``sigma`` (px)
+    defaults to 1/25 of the photo's longer side.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    from .lab import lab_to_rgb, rgb_to_lab
+
+    lab = rgb_to_lab(rgb)
+    sigma = max(lab.shape[:2]) / 25 if sigma is None else sigma
+    for c in (1, 2):
+        lab[..., c] = gaussian_filter(lab[..., c], sigma)
+    return lab_to_rgb(lab)
+
+
+def flattest_spot(rgb: np.ndarray, radius: int) -> tuple[int, int]:
+    """(row, col) of the centre of the most uniform disc of ``radius`` px (least L variation)."""
+    from scipy.ndimage import uniform_filter
+
+    from .lab import rgb_to_lab
+
+    L = rgb_to_lab(rgb)[..., 0].astype(np.float64)
+    win = 2 * radius + 1
+    var = uniform_filter(L ** 2, win) - uniform_filter(L, win) ** 2
+    h, w = L.shape
+    inner = var[radius:h - radius, radius:w - radius] if h > win and w > win else var
+    r, c = np.unravel_index(np.argmin(inner), inner.shape)
+    return (int(r) + radius, int(c) + radius) if h > win and w > win else (int(r), int(c))
+
+
+def simulate_colour_blob(rgb: np.ndarray, ab: tuple[float, float] = (35.0, 45.0),
+                         radius: int | None = None, centre: tuple[int, int] | None = None) -> np.ndarray:
+    """The photo with a round, soft-edged patch of one colour (a*, b*) where none belongs.
+
+    The seed tutorial's baseline showed such "circle-shaped masses of
+    colour". The patch goes into the photo's most uniform region unless
+    ``centre`` (row, col) is given; ``radius`` defaults to 1/10 of the
+    shorter side. Lightness is kept.
+    """
+    from .lab import lab_to_rgb, rgb_to_lab
+
+    lab = rgb_to_lab(rgb)
+    h, w = lab.shape[:2]
+    radius = max(2, min(h, w) // 10) if radius is None else radius
+    cy, cx = flattest_spot(rgb, radius) if centre is None else centre
+    yy, xx = np.mgrid[:h, :w]
+    dist = np.hypot(yy - cy, xx - cx) / radius
+    weight = np.clip(1.5 - dist, 0.0, 1.0)[..., None]  # solid core, soft rim
+    lab[..., 1:] = (1 - weight) * lab[..., 1:] + weight * np.asarray(ab, np.float32)
+    return lab_to_rgb(lab)
+
+
+def ab_error_map(pred_rgb: np.ndarray, true_rgb: np.ndarray) -> np.ndarray:
+    """Per-pixel colour error sqrt(da*^2 + db*^2) in Lab units (lightness ignored)."""
+    from .lab import rgb_to_lab
+
+    d = rgb_to_lab(pred_rgb)[..., 1:] - rgb_to_lab(true_rgb)[..., 1:]
+    return np.hypot(d[..., 0], d[..., 1])
+
+
+def plot_failure_modes(rgb: np.ndarray, predictions: Sequence[tuple[str, np.ndarray]] = (),
+                       spill_sigma: float | None = None, blob_ab: tuple[float, float] = (35.0, 45.0)):
+    """What colour spill and colour blobs look like, and where a model's colours go wrong.
+
+    Top row: the photo, a simulated colour spill and a simulated blob (each
+    with its colour error map below, so the pattern is easy to recognise).
+    Each ``(title, rgb)`` of ``predictions`` (a model's colouring of the same
+    photo, same size) adds a column: the colouring above, its error map below.
+    Edges of the lightness are drawn over every error map: spill shows as
+    error hugging an edge on one side, a blob as an island of error away
+    from any edge.
+    """
+    from skimage.feature import canny
+
+    from .lab import rgb_to_lab
+
+    plt = _plt()
+    truth = _to_uint8_rgb(rgb).astype(np.float32) / 255.0
+    columns = [("true colours", truth),
+               ("colour spill (simulated)", simulate_colour_spill(truth, spill_sigma)),
+               ("colour blob (simulated)", simulate_colour_blob(truth, blob_ab))]
+    columns += [(t, _to_uint8_rgb(p).astype(np.float32) / 255.0) for t, p in predictions]
+    edges = canny(rgb_to_lab(truth)[..., 0] / 100.0, sigma=3.0)
+    fig, axes = plt.subplots(2, len(columns), figsize=(3.6 * len(columns), 7.0), squeeze=False)
+    im = None
+    for col, (title, img) in enumerate(columns):
+        axes[0, col].imshow(img)
+        axes[0, col].set_title(title, fontsize=10)
+        err = ab_error_map(img, truth)
+        im = axes[1, col].imshow(err, cmap="magma", vmin=0, vmax=60)
+        overlay = np.zeros((*edges.shape, 4))
+        overlay[edges] = (0.3, 0.9, 1.0, 0.8)
+        axes[1, col].imshow(overlay)
+        axes[1, col].set_title(f"colour error: mean {err.mean():.1f}", fontsize=10)
+        for ax in axes[:, col]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[1, 0].set_ylabel("|a*b* error|, edges of L in cyan")
+    fig.tight_layout()
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[1]), fraction=0.02, pad=0.01, label="Lab units")
+    return fig
+
+
+def plot_ab_classes(centres: np.ndarray, maps: dict, grid: float = 10.0, log: bool = True,
+                    label: str = ""):
+    """Values per a*b* class (e.g. share of pixels, class weight) drawn on the a*b* plane.
+
+    ``centres`` is (Q, 2); each entry of ``maps`` a length-Q array, drawn as
+    squares of side ``grid``; squares that are not classes stay blank.
+    """
+    from matplotlib.colors import LogNorm
+
+    plt = _plt()
+    lo = float(centres.min()) - grid / 2
+    n = int(round((float(centres.max()) + grid / 2 - lo) / grid))
+    idx = np.round((centres - lo - grid / 2) / grid).astype(int)
+    fig, axes = plt.subplots(1, len(maps), figsize=(4.4 * len(maps), 4), squeeze=False)
+    for ax, (title, values) in zip(axes[0], maps.items()):
+        img = np.full((n, n), np.nan)
+        img[idx[:, 1], idx[:, 0]] = values  # rows: b, columns: a
+        positive = img[np.isfinite(img) & (img > 0)]
+        norm = (LogNorm(vmin=max(positive.min(), 1e-6), vmax=positive.max())
+                if log and positive.size else None)
+        im = ax.imshow(np.where(img > 0, img, np.nan) if log else img, origin="lower",
+                       extent=(lo, lo + n * grid, lo, lo + n * grid), cmap="viridis", norm=norm)
+        ax.axhline(0, color="k", lw=0.4, alpha=0.5)
+        ax.axvline(0, color="k", lw=0.4, alpha=0.5)
+        ax.set_xlabel("a* (green - red)")
+        ax.set_ylabel("b* (blue - yellow)")
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
+    fig.tight_layout()
+    return fig

@@ -103,19 +103,29 @@ def merge_lab(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
     return lab_to_rgb(lab.transpose(1, 2, 0))
 
 
-def mean_chroma(ab) -> float:
-    """Average colourfulness, sqrt(a*^2 + b*^2) in Lab units, of normalised ab.
+def pixel_chroma(ab) -> np.ndarray:
+    """Chroma sqrt(a*^2 + b*^2) of every pixel, in Lab units, of normalised ab.
 
-    ``ab`` is 2xHxW or Bx2xHxW (array or tensor). A model that hedges
-    between plausible colours predicts ab near 0, i.e. greys and browns;
-    comparing this number with the ground truth's shows how much it hedges.
+    ``ab`` is 2xHxW or Bx2xHxW (array or tensor); the result is HxW or BxHxW.
+    Chroma is the distance from grey in the a*b* plane: 0 for grey, about
+    10-20 for muted colours, 50 and more for vivid ones.
     """
     if isinstance(ab, torch.Tensor):
         ab = ab.detach().float().cpu().numpy()
     ab = denormalize_ab(np.asarray(ab, dtype=np.float32))
     if ab.ndim < 3 or ab.shape[-3] != 2:
         raise ValueError(f"expected ab as 2xHxW or Bx2xHxW, got shape {ab.shape}")
-    return float(np.hypot(ab[..., 0, :, :], ab[..., 1, :, :]).mean())
+    return np.hypot(ab[..., 0, :, :], ab[..., 1, :, :])
+
+
+def mean_chroma(ab) -> float:
+    """Average colourfulness, :func:`pixel_chroma` averaged over all pixels.
+
+    A model that hedges between plausible colours predicts ab near 0, i.e.
+    greys and browns; comparing this number with the ground truth's shows
+    how much it hedges.
+    """
+    return float(pixel_chroma(ab).mean())
 
 
 # ------------------------------------------------------- fast CPU path (numpy)
@@ -216,6 +226,21 @@ def _rgb_planes(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) ->
     lin -= np.float32(0.055)
     np.copyto(lin, dark_values, where=dark)
     np.clip(lin, 0.0, 1.0, out=out)
+
+
+def in_srgb_gamut(lab: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
+    """True where a Lab colour exists in sRGB, i.e. where :func:`lab_to_rgb` need not clip.
+
+    ``lab`` is any array whose last axis holds (L 0-100, a, b). The colour is
+    converted to linear RGB without clipping; it is displayable when all of
+    R, G and B lie in [0, 1] (``tolerance`` absorbs rounding at the border).
+    """
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0])
+    t = np.where(f > 6.0 / 29.0, f ** 3, (f - 16.0 / 116.0) / 7.787)
+    lin = np.tensordot(_LIN_FROM_XYZN.astype(np.float64), t, axes=1)
+    return ((lin >= -tolerance) & (lin <= 1.0 + tolerance)).all(axis=0)
 
 
 def _rgb_pixels(rgb: np.ndarray) -> tuple[np.ndarray, int, int]:

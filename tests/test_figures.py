@@ -22,3 +22,58 @@ def test_plot_helpers_return_figures_with_the_expected_panels(real_photos):
     history = [{"step": i, "loss_G_L1": 1.0 / (i + 1), "loss_D": 0.5} for i in range(10)]
     fig = plot_losses(history, smooth=3)
     assert len(fig.axes) == 2
+
+
+def test_patch_verdicts_give_one_score_per_patch_and_draw_over_the_photo(real_photos):
+    import torch
+
+    from colorlib.figures import patch_verdicts, plot_patch_verdicts
+    from colorlib.images import resize_rgb
+    from colorlib.lab import split_lab
+    from colorlib.networks import ModelConfig, build_discriminator
+
+    L, ab = split_lab(resize_rgb(real_photos[0], 64))
+    net_D = build_discriminator(ModelConfig(size=64)).train()
+    Lt, abt = torch.from_numpy(L)[None], torch.from_numpy(ab)[None]
+    v = patch_verdicts(net_D, Lt, abt)
+    assert v["score"].shape == (1, 6, 6) and v["stride"] == 8  # 64 px -> 6 x 6 verdicts
+    assert ((v["score"] > 0) & (v["score"] < 1)).all()  # probabilities
+    assert net_D.training  # the network's mode is left as it was
+    hinge = patch_verdicts(net_D, Lt, abt, gan_mode="hinge")
+    assert hinge["threshold"] == 0.0 and hinge["score"].shape == (1, 6, 6)
+    fig = plot_patch_verdicts(L, [ab, np.zeros_like(ab)], ["real", "grey"], [v, v], field=70)
+    assert len(fig.axes) == 5  # 2 x 2 panels and a colour bar
+    assert "6 x 6 verdicts" in fig.axes[2].get_title()
+
+
+def test_simulated_failures_keep_lightness_and_change_colour_where_expected(real_photos):
+    from colorlib.figures import (ab_error_map, flattest_spot, plot_failure_modes,
+                                  simulate_colour_blob, simulate_colour_spill)
+    from colorlib.images import resize_rgb
+    from colorlib.lab import rgb_to_lab
+
+    photo = resize_rgb(real_photos[0], 96)
+    truth_L = rgb_to_lab(photo)[..., 0]
+    spill = simulate_colour_spill(photo)
+    blob = simulate_colour_blob(photo, radius=10)
+    for version in (spill, blob):
+        assert np.abs(rgb_to_lab(version)[..., 0] - truth_L).mean() < 1.0  # lightness kept
+    err = ab_error_map(blob, photo)
+    r, c = flattest_spot(photo, 10)
+    assert err[r, c] > 20  # the blob sits on the flattest spot
+    assert np.median(err) < 1  # and nowhere else
+    assert ab_error_map(spill, photo).mean() > 0.5
+    fig = plot_failure_modes(photo, [("grey", rgb_to_lab(photo)[..., 0] / 100)])
+    assert len(fig.axes) == 2 * 4 + 1
+
+
+def test_ab_class_maps_draw_one_square_per_class():
+    from colorlib.ab_classes import in_gamut_centres
+    from colorlib.figures import plot_ab_classes
+
+    centres = in_gamut_centres()
+    values = np.linspace(0.1, 1.0, len(centres))
+    fig = plot_ab_classes(centres, {"share": values, "weight": 1 / values})
+    assert len(fig.axes) == 4
+    drawn = fig.axes[0].images[0].get_array()
+    assert np.isfinite(drawn).sum() == len(centres)

@@ -69,3 +69,36 @@ def test_tensor_round_trip_and_gamut_clipping():
 def test_bad_shape_is_rejected():
     with pytest.raises(ValueError, match="HxWx3"):
         lab.rgb_to_lab(np.zeros((4, 4)))
+
+
+def test_pixel_chroma_is_the_distance_from_grey_in_lab_units():
+    import torch
+
+    from colorlib.lab import mean_chroma, normalize_ab, pixel_chroma
+
+    ab = np.zeros((2, 2, 3), np.float32)
+    ab[:, 0, 0] = normalize_ab(np.array([30.0, 40.0]))  # chroma 50
+    chroma = pixel_chroma(ab)
+    assert chroma.shape == (2, 3)
+    assert chroma[0, 0] == pytest.approx(50.0, abs=1e-4) and chroma[1, 2] == 0.0
+    batch = torch.from_numpy(np.stack([ab, ab]))
+    assert pixel_chroma(batch).shape == (2, 2, 3)
+    assert mean_chroma(batch) == pytest.approx(50.0 / 6, abs=1e-4)
+    with pytest.raises(ValueError, match="2xHxW"):
+        pixel_chroma(np.zeros((3, 4, 4)))
+
+
+def test_in_srgb_gamut_agrees_with_an_unclipped_conversion(real_photos):
+    import kornia.color
+
+    photo_lab = lab.rgb_to_lab(real_photos[0])
+    assert lab.in_srgb_gamut(photo_lab).all()  # every real pixel is displayable
+    assert not lab.in_srgb_gamut(np.array([50.0, 100.0, 100.0]))
+    assert lab.in_srgb_gamut(np.array([50.0, 0.0, 0.0]))
+    values = np.linspace(-110, 110, 45)
+    grid = np.stack(np.meshgrid(np.linspace(0, 100, 21), values, values, indexing="ij"), -1)
+    t = torch.from_numpy(grid.reshape(-1, 3).T.reshape(3, -1, 1).astype(np.float32))
+    raw = kornia.color.lab_to_rgb(t, clip=False).numpy().reshape(3, -1)
+    kornia_in = ((raw >= -1e-3) & (raw <= 1 + 1e-3)).all(axis=0)
+    ours = lab.in_srgb_gamut(grid.reshape(-1, 3))
+    assert (ours == kornia_in).mean() > 0.995
