@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_worker_info
 
-from .images import (IMAGE_EXTENSIONS, ImageReadError, check_image, is_image_file, load_rgb,
-                     resize_rgb)
+from .images import (ImageReadError, SkippedImageWarning, check_image, load_rgb, resize_rgb,
+                     scan_folder)
 from .lab import rgb_to_lab_tensor
 
 COCO_SAMPLE_SIZE = 10_000
@@ -56,17 +56,29 @@ class DataConfig:
 
 
 # ------------------------------------------------------------------ sources
-def find_images(folder: str | Path) -> list[Path]:
-    """All image files below ``folder`` (recursive), sorted for reproducibility."""
+def find_images(folder: str | Path, exclude: Sequence[str | Path] = ()) -> list[Path]:
+    """All image files below ``folder`` (recursive), sorted for reproducibility.
+
+    The listing is :func:`colorlib.images.scan_folder`: every format Pillow
+    can read, hidden files and folders skipped quietly. Files it leaves out
+    for a reason (a format that needs a plugin, outputs colorlib wrote) are
+    named in one :class:`~colorlib.images.SkippedImageWarning` per kind.
+    """
     folder = Path(folder)
     if not folder.exists():
         raise FileNotFoundError(f"{folder}: no such folder")
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder}: not a folder")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
-    if not paths:
-        raise ValueError(f"{folder}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    return paths
+    scan = scan_folder(folder, exclude=tuple(exclude))
+    notices = scan.notices()
+    if not scan.images:
+        found = "; ".join(f"{len(w.paths)} file(s) such as {w.paths[0]}: {w.reason}"
+                          for w in notices)
+        raise ValueError(f"{folder}: no images found" + (f" ({found})" if found else
+                         " (no file of a format Pillow can read)"))
+    for notice in notices:
+        warnings.warn(notice, stacklevel=2)
+    return scan.images
 
 
 def split_paths(paths: Sequence[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
@@ -291,7 +303,7 @@ def drop_unreadable(paths: Sequence[Path], on_error: str = "skip") -> list[Path]
         except ImageReadError as err:
             if on_error == "raise":
                 raise
-            warnings.warn(f"skipping unreadable image {err}", stacklevel=2)
+            warnings.warn(SkippedImageWarning.from_error(err), stacklevel=2)
     return good
 
 
@@ -302,9 +314,10 @@ class ColorizationDataset(Dataset):
     Yields ``{"L": 1xHxW, "ab": 2xHxW}`` normalised tensors when ``lab`` is
     true, else ``{"rgb": 3xHxW uint8}`` for :func:`prepare_batch` to convert
     on the training device. A file that cannot be read yields
-    ``{"error": message}`` instead of raising inside a worker process, so
-    the message (naming the file) reaches the main process intact;
-    :func:`collate` gathers such messages into ``batch["errors"]``.
+    ``{"error": ImageReadError}`` instead of raising inside a worker
+    process, so the error (path and reason as fields; it pickles) reaches
+    the main process intact; :func:`collate` gathers them into
+    ``batch["errors"]``.
     """
 
     def __init__(self, paths: Sequence[str | Path], size: int = 256, lab: bool = True,
@@ -314,7 +327,7 @@ class ColorizationDataset(Dataset):
         self.lab = lab
         self.cache = cache
         self._cache: dict[int, torch.Tensor] = {}  # idx -> 3xHxW uint8, ready to stack
-        self._errors: dict[int, str] = {}  # idx -> why the file cannot be read
+        self._errors: dict[int, ImageReadError] = {}  # idx -> why the file cannot be read
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -328,8 +341,7 @@ class ColorizationDataset(Dataset):
         if idx in self._cache:
             return self._cache[idx]
         if idx in self._errors:
-            path, _, reason = self._errors[idx].partition(": ")
-            raise ImageReadError(path, reason)
+            raise self._errors[idx]
         # Worker processes never keep pixels: a per-worker copy of the cache
         # would multiply memory, and tensors they send are in shared memory.
         keep = self.cache and get_worker_info() is None
@@ -337,7 +349,7 @@ class ColorizationDataset(Dataset):
             pixels = self.decode(idx)
         except ImageReadError as err:
             if keep:
-                self._errors[idx] = str(err)
+                self._errors[idx] = err
             raise
         if keep:
             self._cache[idx] = pixels
@@ -387,7 +399,7 @@ class ColorizationDataset(Dataset):
         try:
             pixels = self.pixels(idx)
         except ImageReadError as err:
-            return {"error": str(err)}
+            return {"error": err}
         if not self.lab:
             return {"rgb": pixels}
         L, ab = rgb_to_lab_tensor(pixels[None])
@@ -413,15 +425,15 @@ class _Decoder(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, idx: int) -> tuple[int, np.ndarray | None, str | None]:
+    def __getitem__(self, idx: int) -> tuple[int, np.ndarray | None, ImageReadError | None]:
         try:
             return idx, resize_rgb(load_rgb(self.paths[idx], max_side=self.size), self.size), None
         except ImageReadError as err:
-            return idx, None, str(err)
+            return idx, None, err
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack the good items; gather the error messages of the bad ones."""
+    """Stack the good items; gather the errors (:class:`ImageReadError`) of the bad ones."""
     good = [it for it in items if "error" not in it]
     batch = default_collate(good) if good else {}
     batch["errors"] = [it["error"] for it in items if "error" in it]
@@ -598,11 +610,10 @@ def prepare_batch(batch: dict, device: torch.device | str, augment: bool = False
     or raised as :class:`ImageReadError` (``"raise"``). Returns None if no
     good image is left in the batch.
     """
-    for message in batch.get("errors", []):
+    for error in batch.get("errors", []):
         if on_error == "raise":
-            path, _, reason = message.partition(": ")
-            raise ImageReadError(path, reason)
-        warnings.warn(f"skipping unreadable image {message}", stacklevel=2)
+            raise error
+        warnings.warn(SkippedImageWarning.from_error(error), stacklevel=2)
     if "rgb" in batch:
         rgb = batch["rgb"].to(device, non_blocking=True)
         if augment:
