@@ -7,8 +7,10 @@ original using :mod:`colorlib.metrics`. The trivial "greyscale" answer
 that cannot beat it on PSNR is, on average, further from the true colours
 than no colour at all, whatever its pictures look like.
 
-Files that cannot be read are reported by name and left out of every
-average; the rest are still evaluated.
+Files that cannot be read, and photos that cannot be scored (greyscale
+photos have no colour ground truth; a photo under 3 px on a side is too
+small for SSIM), are reported by name and left out of every average; the
+rest are still evaluated.
 """
 from __future__ import annotations
 
@@ -22,6 +24,28 @@ import numpy as np
 from .images import ImageReadError, is_image_file, load_rgb
 from .lab import lab_to_rgb, rgb_to_lab
 from .metrics import GREY_CHROMA, ab_histogram, image_metrics, mean_metrics
+
+# A photo with fewer colour pixels than this (chroma >= GREY_CHROMA) is
+# greyscale: nothing to compare a colorization with.
+MIN_COLOUR_SHARE = 0.01
+MIN_SIDE = 3  # SSIM's smallest window
+
+
+class UnusablePhoto(ValueError):
+    """A readable photo that cannot be scored; ``path``, ``reason`` and ``kind`` are fields.
+
+    ``kind``: ``"greyscale"``, ``"too_small"`` or ``"memory"``.
+    """
+
+    def __init__(self, path, reason: str, kind: str = "other"):
+        self.path, self.reason, self.kind = str(path), reason, kind
+        super().__init__(self.path, reason)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+    def __reduce__(self):
+        return type(self), (self.path, self.reason, self.kind)
 
 ColorizeFn = Callable[[np.ndarray], np.ndarray]  # greyscale RGB (float, HxWx3) -> RGB
 
@@ -71,18 +95,40 @@ def greyscale_version(true_lab: np.ndarray) -> np.ndarray:
     return lab_to_rgb(_without_colour(true_lab))
 
 
-def checkpoint_colorizer(checkpoint: str | os.PathLike, device: str | None = None) -> ColorizeFn:
-    """A :data:`ColorizeFn` from a colorlib checkpoint (full-resolution inference)."""
+def checkpoint_colorizer(checkpoint: str | os.PathLike, device: str | None = None,
+                         arch: str | None = None, size: int = 256) -> ColorizeFn:
+    """A :data:`ColorizeFn` from a colorlib checkpoint (full-resolution inference).
+
+    ``arch``/``size``: for plain generator weights, see :func:`colorlib.inference.load_generator`.
+    """
     from .inference import Colorizer
 
-    return Colorizer.load(checkpoint, device=device)
+    return Colorizer.load(checkpoint, device=device, arch=arch, size=size)
+
+
+def check_scorable(path, true_lab: np.ndarray) -> None:
+    """Raise :class:`UnusablePhoto` if a photo cannot be scored: too small, or greyscale."""
+    h, w = true_lab.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise UnusablePhoto(path, f"too small to score ({w}x{h} px; SSIM needs at least "
+                            f"{MIN_SIDE} px on each side)", kind="too_small")
+    chroma = np.hypot(true_lab[..., 1], true_lab[..., 2])
+    if (chroma >= GREY_CHROMA).mean() < MIN_COLOUR_SHARE:
+        raise UnusablePhoto(path, "greyscale photo: there is no colour ground truth to "
+                            "compare a colorization with", kind="greyscale")
 
 
 def evaluate_image(path: Path, colorize_fn: ColorizeFn, max_side: int | None = None,
-                   histograms: dict | None = None, baseline: bool = True) -> dict:
-    """Metrics of one photo for the model and (with ``baseline``) the greyscale answer."""
-    truth = limit_side(load_rgb(path), max_side)
+                   histograms: dict | None = None, baseline: bool = True,
+                   max_pixels: int | None = None) -> dict:
+    """Metrics of one photo for the model and (with ``baseline``) the greyscale answer.
+
+    Raises :class:`~colorlib.images.ImageReadError` (unreadable) or
+    :class:`UnusablePhoto` (too small, greyscale) naming the photo.
+    """
+    truth = limit_side(load_rgb(path, max_pixels=max_pixels), max_side)
     true_lab = rgb_to_lab(truth)
+    check_scorable(path, true_lab)
     grey_lab = _without_colour(true_lab)
     grey = lab_to_rgb(grey_lab)
     output = np.asarray(colorize_fn(grey), dtype=np.float32)
@@ -103,14 +149,18 @@ def evaluate_image(path: Path, colorize_fn: ColorizeFn, max_side: int | None = N
 def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | None = None,
                    colorize_fn: ColorizeFn | None = None, max_side: int | None = None,
                    device: str | None = None, progress: bool = True,
-                   histograms: bool = False, baseline: bool = True) -> dict:
+                   histograms: bool = False, baseline: bool = True,
+                   max_pixels: int | None = None, arch: str | None = None,
+                   model_size: int = 256) -> dict:
     """Evaluate a checkpoint (or any ``colorize_fn``) on ``paths``; return the report.
 
     The report: ``images`` (how many were evaluated), ``model`` and
     ``baselines.greyscale`` (mean metrics; left out with ``baseline=False``,
     which saves a third of the time when several models share the photos),
-    ``per_image`` and ``failed`` (``{"file", "error"}`` for each unreadable
-    file). With ``histograms``, ``ab_histograms`` holds 2-D ab histograms
+    ``per_image``, ``failed`` (``{"file", "error"}`` for each unreadable
+    file) and ``unusable`` (the same for photos that cannot be scored:
+    greyscale, too small). One bad photo never stops the others. With
+    ``histograms``, ``ab_histograms`` holds 2-D ab histograms
     (:func:`colorlib.metrics.ab_histogram`) of all outputs and all truths.
     """
     from tqdm.auto import tqdm
@@ -118,14 +168,20 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     if (checkpoint is None) == (colorize_fn is None):
         raise ValueError("evaluate_paths: pass exactly one of checkpoint= or colorize_fn=")
     if colorize_fn is None:
-        colorize_fn = checkpoint_colorizer(checkpoint, device)
+        colorize_fn = checkpoint_colorizer(checkpoint, device, arch, model_size)
     hist = {"model": np.zeros((44, 44)), "truth": np.zeros((44, 44))} if histograms else None
-    per_image, failed = [], []
+    per_image, failed, unusable = [], [], []
     for path in tqdm(list(paths), desc="evaluating", disable=not progress or len(paths) < 2):
         try:
-            per_image.append(evaluate_image(Path(path), colorize_fn, max_side, hist, baseline))
+            per_image.append(evaluate_image(Path(path), colorize_fn, max_side, hist, baseline,
+                                            max_pixels))
         except ImageReadError as err:
             failed.append({"file": err.path, "error": err.reason})
+        except UnusablePhoto as err:
+            unusable.append({"file": err.path, "error": err.reason, "kind": err.kind})
+        except MemoryError:
+            unusable.append({"file": str(path), "error": "not enough memory to score it "
+                             "(try --size to shrink the photos)", "kind": "memory"})
     report = {
         "images": len(per_image),
         "checkpoint": None if checkpoint is None else str(checkpoint),
@@ -135,6 +191,7 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
         if baseline else {},
         "per_image": per_image,
         "failed": failed,
+        "unusable": unusable,
     }
     if hist is not None:
         report["ab_histograms"] = {k: v.tolist() for k, v in hist.items()}
