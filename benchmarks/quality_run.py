@@ -92,35 +92,40 @@ def train_colorlib(args) -> dict:
     """One colorlib stage with a wall-clock deadline instead of an epoch count."""
     from colorlib.data import ColorizationDataset, find_images, make_loader
     from colorlib.networks import ModelConfig
-    from colorlib.train import STAGE_ARCH, TrainConfig, Trainer
+    from colorlib.stages import get_stage
+    from colorlib.train import Callback, TrainConfig, Trainer
 
-    class TimedTrainer(Trainer):
-        deadline = math.inf
+    class Deadline(Callback):
+        """Stop at a wall-clock time; log the losses every LOG_EVERY steps."""
 
-        def _done(self) -> bool:
-            return super()._done() or time.perf_counter() >= self.deadline
+        def __init__(self, deadline: float):
+            self.deadline = deadline
 
-        def train_step(self, L, ab):
-            losses = super().train_step(L, ab)
-            if (self.step + 1) % LOG_EVERY == 0:
-                log(f"colorlib {self.cfg.stage} step {self.step + 1}: "
+        def should_stop(self, trainer) -> bool:
+            return time.perf_counter() >= self.deadline
+
+        def on_step_end(self, trainer, losses) -> None:
+            if trainer.step % LOG_EVERY == 0:
+                log(f"colorlib {trainer.cfg.stage} step {trainer.step}: "
                     + ", ".join(f"{k}={v:.4f}" for k, v in losses.items()))
-            return losses
 
     out = args.out / "colorlib"
     paths = find_images(args.data / "train")
-    model_cfg = ModelConfig(arch=STAGE_ARCH[args.stage], size=args.size, num_filters=args.filters)
+    stage = get_stage(args.stage)
+    model_cfg = ModelConfig(arch=stage.arch, size=args.size, num_filters=args.filters)
     cfg = TrainConfig(stage=args.stage, epochs=1_000_000, seed=args.seed,
                       max_steps=args.steps or None)
-    init = out / "pretrain.pt" if args.stage == "gan" else None
-    trainer = TimedTrainer(model_cfg, cfg, args.device, weights="none", init=init)
+    init = out / f"{stage.init_from}.pt" if stage.init_from else None
+    torch.manual_seed(args.seed)
+    trainer = Trainer.build(model_cfg, cfg, args.device, weights="none", init=init)
+    trainer.policy.prepare_process()
     loader = make_loader(ColorizationDataset(paths, args.size, lab=False), args.batch_size,
                          train=True, seed=args.seed)
     log(f"colorlib {args.stage}: {len(paths)} photos, {args.size} px, batch {args.batch_size}, "
         f"{args.minutes} min, {torch.get_num_threads()} thread(s)")
     start = time.perf_counter()
-    trainer.deadline = start + args.minutes * 60
-    trainer.fit(loader, checkpoint=out / f"{args.stage}.pt", progress=False)
+    trainer.fit(loader, checkpoint=out / f"{args.stage}.pt", progress=False,
+                callbacks=[Deadline(start + args.minutes * 60)])
     seconds = time.perf_counter() - start
     return {"pipeline": "colorlib", "stage": args.stage, "steps": trainer.step,
             "images_seen": trainer.step * args.batch_size, "seconds": round(seconds, 1),

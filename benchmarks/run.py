@@ -441,8 +441,11 @@ def colorlib_train(s: "Settings", paths, stage: str, cpu_amp: bool) -> Callable[
     from colorlib.networks import ModelConfig
     from colorlib.train import Trainer, TrainConfig
 
-    trainer = Trainer(ModelConfig(arch="resnet18_unet", size=s.train_size),
-                      TrainConfig(stage=stage, seed=0, cpu_amp=cpu_amp), s.device, weights=None)
+    torch.manual_seed(0)
+    trainer = Trainer.build(ModelConfig(arch="resnet18_unet", size=s.train_size),
+                            TrainConfig(stage=stage, seed=0, cpu_amp=cpu_amp), s.device,
+                            weights=None)
+    trainer.policy.prepare_process()  # what train_stage does (malloc settings on the CPU)
     loader = make_loader(ColorizationDataset(paths, s.train_size, lab=False), BATCH, train=True,
                          seed=0, num_workers=s.workers, pin_memory=s.device.type == "cuda")
     batches = forever(loader, set_epoch=True)
@@ -469,7 +472,7 @@ def count_flops(block: Callable[[], float], s: "Settings") -> float | None:
 
 def measure_training(paths, s: Settings, stage: str) -> dict:
     """seed vs colorlib (and colorlib + CPU bf16 where native) for one training step."""
-    from colorlib.train import cpu_has_native_bf16
+    from colorlib.device import cpu_has_native_bf16
 
     peers = {"seed": (f"seed_{stage}", paths), SEED_MALLOC: (f"seed_{stage}", paths),
              "colorlib": ("colorlib_train", paths, stage, False)}
@@ -519,14 +522,17 @@ def seed_inference(s: "Settings", photos, out: Path) -> Callable[[], float]:
 
 
 def colorlib_inference(s: "Settings", photos, out: Path, amp: bool) -> Callable[[], float]:
+    from colorlib.device import DevicePolicy
     from colorlib.images import save_rgb
     from colorlib.inference import Colorizer
     from colorlib.networks import ModelConfig, build_generator
 
     torch.manual_seed(0)
     cfg = ModelConfig(arch="resnet18_unet", size=256)
-    net = build_generator(cfg, None).to(s.device, memory_format=torch.channels_last).eval()
-    colorizer = Colorizer(net, cfg, Path("benchmark.pt"), amp)
+    policy = DevicePolicy.for_inference(s.device, amp)
+    policy.prepare_process()  # what the CLI does (malloc settings on the CPU)
+    colorizer = Colorizer(policy.place(build_generator(cfg, None)).eval(), cfg,
+                          Path("benchmark.pt"), amp)
 
     def run() -> float:
         t0 = time.perf_counter()
@@ -547,7 +553,7 @@ def measure_inference(photos, s: Settings) -> dict:
     from PIL import Image
 
     from colorlib.images import load_rgb
-    from colorlib.train import cpu_has_native_bf16
+    from colorlib.device import cpu_has_native_bf16
 
     with tempfile.TemporaryDirectory() as tmp:
         dirs = {name: Path(tmp) / name for name in ("seed", "colorlib", "colorlib_amp")}
@@ -643,7 +649,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
-    from colorlib.train import resolve_device
+    from colorlib.device import resolve_device
 
     cores = os.cpu_count() or 1
     s = Settings(quick=args.quick, device=resolve_device(args.device),

@@ -2,22 +2,30 @@
 
 No pickled classes: a checkpoint is a dict of tensors, numbers, strings and
 lists, loaded with ``torch.load(..., weights_only=True)``, so opening a file
-someone shared cannot run code. Saves are atomic (write a temporary file in
-the same folder, flush it to disk, then rename over the old file), so a
-crash or a full disk mid-save leaves the previous checkpoint intact.
+someone shared cannot run code. Saves are atomic (:mod:`colorlib.files`: a
+temporary file in the same folder, flushed to disk, then renamed over the old
+file), so a crash or a full disk mid-save leaves the previous checkpoint intact.
+
+A training checkpoint (``colorlib.train.Trainer.state_dict``) holds: ``stage``,
+``model`` (the :class:`~colorlib.networks.ModelConfig`), ``train`` (the
+``TrainConfig``), ``colorlib_version``, ``weights``, ``generator``,
+``discriminator``, ``opt_G``, ``opt_D``, ``scaler``, ``epoch``,
+``batch_in_epoch``, ``step``, ``history``, ``val_history``, ``train_seconds``
+and ``rng``. Inference needs only ``model`` and ``generator``.
+Taught in notebook 03 (saving and resuming) and notebook 06 (loading).
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .files import WriteFailed, atomic_write
+
 FORMAT = "colorlib-checkpoint"
 FORMAT_VERSION = 1
-STAGES = ("baseline", "pretrain", "gan")
 
 
 class CheckpointError(ValueError):
@@ -29,42 +37,27 @@ def checkpoint_path(directory: str | os.PathLike, stage: str) -> Path:
     return Path(directory) / f"{stage}.pt"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``payload`` to ``path`` atomically; raise a clear OSError on failure."""
     path = Path(path)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+
+    def write(f) -> None:
+        writer = _WriteErrorRecorder(f)
+        try:
+            torch.save(payload, writer)
+        except RuntimeError as err:
+            # torch replaces a failed write (disk full, file too large) by an
+            # internal "unexpected pos" error; report the OS's reason instead.
+            raise (writer.error or OSError(str(err).strip().splitlines()[0])) from None
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise OSError(f"cannot write checkpoint in {path.parent}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer = _WriteErrorRecorder(f)
-            try:
-                torch.save(payload, writer)
-            except RuntimeError as err:
-                # torch replaces a failed write (disk full, file too large) by an
-                # internal "unexpected pos" error; report the OS's reason instead.
-                raise (writer.error or OSError(str(err).strip().splitlines()[0])) from None
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
-        os.replace(tmp, path)
-    except OSError as err:
-        raise OSError(f"cannot write checkpoint {path}: {err.strerror or err}; "
+        return atomic_write(path, write)
+    except WriteFailed as err:
+        if err.in_folder:
+            raise OSError(f"cannot write checkpoint in {path.parent}: {err.strerror}") from None
+        raise OSError(f"cannot write checkpoint {path}: {err.strerror}; "
                       "the previous checkpoint (if any) is unchanged") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    _remove_stale_temp_files(path)
-    return path
 
 
 class _WriteErrorRecorder:
@@ -84,13 +77,19 @@ class _WriteErrorRecorder:
         return getattr(self.f, name)
 
 
-def _remove_stale_temp_files(path: Path) -> None:
-    """Delete temp files left by saves that were killed mid-write (SIGKILL, lost session)."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            stale.unlink()
-        except OSError:
-            pass  # debris never blocks a save or a resume; the next save tries again
+def rng_state() -> dict[str, Any]:
+    """The global random state a run continues from (dropout draws from it)."""
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return rng
+
+
+def restore_rng_state(rng: dict[str, Any]) -> None:
+    """Put back what :func:`rng_state` saved (CUDA's part only where there is a GPU)."""
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 def _unreadable_reason(path: Path, err: Exception) -> str:

@@ -14,6 +14,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from .stages import STAGE_NAMES
+
 EXIT_FAILED = 1  # ran, but some inputs failed
 EXIT_ERROR = 2  # could not run at all
 
@@ -33,10 +35,12 @@ def _positive_int(text: str) -> int:
 
 
 def _size(text: str) -> int:
-    value = _positive_int(text)
-    if value < 32 or value & (value - 1):
-        raise argparse.ArgumentTypeError(f"must be a power of two >= 32 (e.g. 64, 128, 256), got {value}")
-    return value
+    from .networks import check_size
+
+    try:
+        return check_size(_positive_int(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "(weights + config in one file) at every epoch end. Several GPUs: "
                            "torchrun --nproc_per_node=N -m colorlib train ... (--batch-size is "
                            "the global batch, split over the N processes).")
-    train.add_argument("--stage", required=True, choices=("baseline", "pretrain", "gan"),
+    train.add_argument("--stage", required=True, choices=STAGE_NAMES,
                        help="baseline: pix2pix U-Net with GAN+L1; pretrain: ResNet18 U-Net with "
                        "L1 only; gan: GAN fine-tuning of the ResNet18 U-Net")
     train.add_argument("--data", default="tiny",
@@ -143,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------- commands
 def cmd_train(args) -> int:
     from .data import DataConfig
-    from .train import train_stage
+    from .train import RunConfig, TrainConfig, train_stage
 
     if args.init is not None and args.stage != "gan":
         raise CLIError("--init is only used by --stage gan")
@@ -154,18 +158,19 @@ def cmd_train(args) -> int:
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite contradict each other; pick one")
     _ensure_writable_dir(args.checkpoint_dir, "--checkpoint-dir")
-    data = DataConfig(source=args.data, size=args.size, batch_size=args.batch_size,
-                      seed=args.seed, num_workers=args.workers)
+    run = RunConfig(
+        TrainConfig(stage=args.stage, epochs=args.epochs, seed=args.seed, lr_g=args.lr_g,
+                    gan_mode=args.gan_mode, cpu_amp=args.cpu_amp, max_steps=args.max_steps,
+                    save_every=args.save_every),
+        DataConfig(source=args.data, size=args.size, batch_size=args.batch_size,
+                   seed=args.seed, num_workers=args.workers),
+        checkpoint_dir=args.checkpoint_dir, init=args.init, resume=args.resume,
+        overwrite=args.overwrite, device=args.device, weights=args.weights,
+        num_filters=args.filters, val_image_dir=args.checkpoint_dir / "val_images",
+        val_every=args.val_every, progress=not args.no_progress)
     skipped: list[str] = []
     with _one_line_image_warnings(skipped):
-        result = train_stage(args.stage, data, args.epochs, args.checkpoint_dir, init=args.init,
-                             resume=args.resume, overwrite=args.overwrite, device=args.device,
-                             weights=args.weights, seed=args.seed, max_steps=args.max_steps,
-                             save_every=args.save_every, num_filters=args.filters,
-                             gan_mode=args.gan_mode, progress=not args.no_progress,
-                             val_image_dir=args.checkpoint_dir / "val_images",
-                             val_every=args.val_every, cpu_amp=args.cpu_amp,
-                             lr_g=args.lr_g)
+        result = train_stage(run)
     t = result.trainer
     if not t.dist.is_main:  # torchrun: rank 0 alone reports
         return EXIT_FAILED if skipped else 0
@@ -309,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")  # a command line never needs a window
     try:
+        if args.command != "train":  # train_stage does this for the device it trains on
+            from .device import DevicePolicy
+
+            DevicePolicy.for_inference(args.device).prepare_process()
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("colorlib: interrupted; the last saved checkpoint is kept", file=sys.stderr)

@@ -19,12 +19,11 @@ from .figures import plot_losses, plot_side_by_side, save_figure
 from .images import load_rgb, save_rgb
 from .inference import Colorizer
 from .networks import available_encoder_weights
+from .device import resolve_device
+from .stages import STAGES
 from .tiny import build_tiny_set
-from .train import resolve_device, train_stage
+from .train import RunConfig, TrainConfig, train_stage
 
-STAGE_TITLES = {"baseline": "pix2pix baseline (GAN + L1)",
-                "pretrain": "ResNet18 U-Net, L1 pretraining",
-                "gan": "ResNet18 U-Net, GAN fine-tuned"}
 DEFAULT_STEPS = {"baseline": 60, "pretrain": 60, "gan": 40}
 
 
@@ -44,22 +43,24 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
     data = DataConfig(source="tiny", size=size, batch_size=batch_size)
     enc = available_encoder_weights(weights, log)
     rows, results = [], {}
-    for stage in ("baseline", "pretrain", "gan"):
-        n = steps or DEFAULT_STEPS[stage]
-        log(f"[{stage}] {STAGE_TITLES[stage]}: {n} steps at {size} px on {dev}")
+    for stage in STAGES.values():
+        n = steps or DEFAULT_STEPS[stage.name]
+        log(f"[{stage.name}] {stage.title}: {n} steps at {size} px on {dev}")
         start = time.perf_counter()
+        init = ckpt_dir / f"{stage.init_from}.pt" if stage.init_from else None
+        run = RunConfig(TrainConfig(stage=stage.name, epochs=10_000, max_steps=n), data,
+                        checkpoint_dir=ckpt_dir, init=init, device=str(dev),
+                        weights=enc if stage.arch == "resnet18_unet" and init is None else None,
+                        num_filters=32, overwrite=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            res = train_stage(stage, data, epochs=10_000, checkpoint_dir=ckpt_dir, max_steps=n,
-                              init=ckpt_dir / "pretrain.pt" if stage == "gan" else None,
-                              device=str(dev), weights=enc if stage == "pretrain" else None,
-                              num_filters=32, overwrite=True, log=log)
-        results[stage] = res
+            res = train_stage(run, log=log)
+        results[stage.name] = res
         t = res.trainer
         fig = plot_losses(t.history, val_history=t.val_history, smooth=5,
-                          title=f"{STAGE_TITLES[stage]} (tiny set, {size} px, {t.step} steps)")
-        save_figure(fig, out / "figures" / f"losses_{stage}.png")
-        rows.append((stage, t.step, t.epoch, time.perf_counter() - start, t.history[-1],
+                          title=f"{stage.title} (tiny set, {size} px, {t.step} steps)")
+        save_figure(fig, out / "figures" / f"losses_{stage.name}.png")
+        rows.append((stage.name, t.step, t.epoch, time.perf_counter() - start, t.history[-1],
                      t.val_history[-1]["val_l1"] if t.val_history else float("nan"), t.weights))
     photos = sorted((tiny / "photos").glob("*.png"))
     colorizers = {s: Colorizer.load(r.checkpoint, device=str(dev)) for s, r in results.items()}
@@ -94,7 +95,7 @@ def _write_report(out: Path, rows, photos, size, batch_size, dev, seconds) -> Pa
     ]
     for stage, steps, epochs, secs, last, val, weights in rows:
         losses = ", ".join(f"{k} {v:.3f}" for k, v in last.items() if k.startswith("loss"))
-        lines.append(f"| {stage} | {STAGE_TITLES[stage]} | {steps} | {epochs} | {secs:.1f} | "
+        lines.append(f"| {stage} | {STAGES[stage].title} | {steps} | {epochs} | {secs:.1f} | "
                      f"{losses} | {val:.4f} | {weights} |")
     lines += ["", f"Total wall time: {seconds:.1f} s.", "",
               "Outputs: `checkpoints/` (one file per stage), `colorized/<stage>/` (full-resolution "

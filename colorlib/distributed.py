@@ -112,6 +112,37 @@ def wrap(net: nn.Module, device: torch.device) -> nn.Module:
         gradient_as_bucket_view=True, **no_buffer_sync)
 
 
+class DataParallelWhileTrained(nn.Module):
+    """``net`` under DistributedDataParallel while it learns, ``net`` itself while frozen.
+
+    pix2pix freezes the discriminator (``requires_grad=False``) while the
+    generator learns from its verdict. A DDP forward would then wait for
+    gradients of D's weights that never come, so a frozen network is called
+    directly. ``.module`` is the network itself (what checkpoints store).
+    """
+
+    def __init__(self, net: nn.Module, device: torch.device):
+        super().__init__()
+        self.module = net
+        self.ddp = wrap(net, device)
+
+    def forward(self, *args, **kwargs):
+        learning = any(p.requires_grad for p in self.module.parameters())
+        return (self.ddp if learning else self.module)(*args, **kwargs)
+
+
+def wrap_model(model, device: torch.device) -> None:
+    """Make a :class:`colorlib.pix2pix.Pix2Pix` train as one rank of a data-parallel run.
+
+    Its networks get wrappers that average gradients over the ranks;
+    ``model.generator`` / ``model.discriminator`` stay the plain modules, so
+    checkpoints look exactly like single-process ones.
+    """
+    model.net_G = DataParallelWhileTrained(model.net_G, device)
+    if model.net_D is not None:
+        model.net_D = DataParallelWhileTrained(model.net_D, device)
+
+
 def mean_over_ranks(values: dict[str, float], env: DistEnv,
                     device: torch.device) -> dict[str, float]:
     """Average logged numbers over ranks, so the history describes the global batch."""

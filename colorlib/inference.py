@@ -32,9 +32,8 @@ from . import __version__
 from .checkpoint import load_checkpoint
 from .images import load_rgb, to_rgb
 from .lab import denormalize_ab, fast_lab_to_rgb, fast_lightness, normalize_l
-from .memory import keep_freed_memory
+from .device import DevicePolicy
 from .networks import ModelConfig, build_generator
-from .train import cpu_has_native_bf16, cuda_has_native_bf16, resolve_device
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device | None = None,
@@ -50,20 +49,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
 
         raise CheckpointError(f"{path}: weights do not fit a {cfg.arch} "
                               f"({str(err).splitlines()[0]})") from None
-    net = net.to(resolve_device(device), memory_format=torch.channels_last)
-    return net.eval(), cfg
-
-
-def _autocast(device: torch.device, amp: bool):
-    """Mixed precision if asked: bf16 where native, fp16 on older GPUs (T4); else fp32."""
-    import contextlib
-
-    if amp and device.type == "cuda":
-        native = cuda_has_native_bf16(device)
-        return torch.autocast("cuda", dtype=torch.bfloat16 if native else torch.float16)
-    if amp and device.type == "cpu" and cpu_has_native_bf16():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    return DevicePolicy.for_inference(device).place(net).eval(), cfg
 
 
 def _as_rgb_array(image) -> np.ndarray:
@@ -97,13 +83,14 @@ def predict_ab_batch(net: torch.nn.Module, L_fulls: Sequence[np.ndarray], size: 
     as one photo on an idle CPU, much less on a busy one or a GPU.
     """
     device = next(net.parameters()).device
+    policy = DevicePolicy.for_inference(device, amp)
     small = []
     for L_full in L_fulls:
         L = torch.from_numpy(normalize_l(L_full.astype(np.float32)))[None, None].to(device)
         small.append(F.interpolate(L, size=(size, size), mode="bilinear", antialias=True,
                                    align_corners=False))
-    with _autocast(device, amp):
-        ab_small = net(torch.cat(small).contiguous(memory_format=torch.channels_last)).float()
+    with policy.autocast():
+        ab_small = net(policy.layout(torch.cat(small))).float()
     return [F.interpolate(ab_small[i:i + 1], size=L.shape, mode="bilinear",
                           align_corners=False)[0].cpu().numpy()
             for i, L in enumerate(L_fulls)]
@@ -138,10 +125,6 @@ class Colorizer:
     config: ModelConfig
     checkpoint: Path
     amp: bool = False  # bf16 where the hardware has it natively
-
-    def __post_init__(self):
-        if next(self.net.parameters()).device.type == "cpu":
-            keep_freed_memory()  # every batch frees and re-allocates large tensors
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None,

@@ -3,6 +3,7 @@
 The GAN term pushes outputs towards what real colour photos look like; the
 L1 term keeps them close to the true colours of *this* photo. With lambda
 = 100 the L1 term dominates early training, as in pix2pix.
+Taught in notebook 03.
 """
 from __future__ import annotations
 
@@ -55,6 +56,15 @@ class GANLoss(nn.Module):
         return self.loss(logits, torch.full_like(logits, label))
 
 
+def l1_loss(pred_ab: torch.Tensor, true_ab: torch.Tensor) -> torch.Tensor:
+    """mean |pred - true| over all ab values, in float32 (also under mixed precision).
+
+    The one L1 of colorlib: L1 pretraining follows it, the GAN stages weight
+    it by lambda (:func:`l1_term`), validation reports it.
+    """
+    return torch.mean(torch.abs(pred_ab.float() - true_ab.float()))
+
+
 def l1_term(pred_ab: torch.Tensor, true_ab: torch.Tensor, lam: float = LAMBDA_L1) -> torch.Tensor:
-    """lambda * mean |pred - true| over all ab values."""
-    return lam * torch.mean(torch.abs(pred_ab.float() - true_ab.float()))
+    """lambda * mean |pred - true| over all ab values: pix2pix's L1 term."""
+    return lam * l1_loss(pred_ab, true_ab)

@@ -17,6 +17,13 @@ from torch import nn
 ARCHS = ("pix2pix_unet", "resnet18_unet")
 
 
+def check_size(size: int) -> int:
+    """``size`` if it is a power of two >= 32 (the U-Nets halve it down to 1 px), else ValueError."""
+    if size < 32 or size & (size - 1):
+        raise ValueError(f"must be a power of two >= 32 (e.g. 64, 128, 256), got {size}")
+    return size
+
+
 @dataclass
 class ModelConfig:
     """Everything needed to rebuild a generator/discriminator pair."""
@@ -30,8 +37,10 @@ class ModelConfig:
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ValueError(f"unknown architecture {self.arch!r}; choose from {ARCHS}")
-        if self.size < 32 or self.size & (self.size - 1):
-            raise ValueError(f"size must be a power of two >= 32, got {self.size}")
+        try:
+            check_size(self.size)
+        except ValueError as err:
+            raise ValueError(f"size {err}") from None
 
     @property
     def n_down(self) -> int:

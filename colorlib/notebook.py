@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
+from .stages import STAGES, get_stage
+
 TINY_ENV = "COLORLIB_TINY"
 TINY_SIZE = 64
 TINY_STEPS = 8  # optimisation steps per stage in the tiny setting
@@ -43,9 +45,7 @@ TINY_BATCH = 8
 TINY_FILTERS = 32  # pix2pix U-Net width in the tiny setting (64 in the paper)
 
 # Stage -> the notebook that trains it (for "run this first" messages).
-STAGE_NOTEBOOK = {"baseline": "03_pix2pix_baseline.ipynb",
-                  "pretrain": "04_resnet_unet_pretraining.ipynb",
-                  "gan": "05_adversarial_finetuning.ipynb"}
+STAGE_NOTEBOOK = {name: stage.notebook for name, stage in STAGES.items()}
 
 
 def _truthy(text: str | None) -> bool:
@@ -118,7 +118,7 @@ class Settings:
         ``tiny_size``/``tiny_steps`` let a notebook that needs less (e.g. 32 px)
         say so; explicit ``COLORLIB_*`` variables win over both defaults.
         """
-        from .train import resolve_device
+        from .device import resolve_device
 
         env = os.environ if env is None else env
         unknown = set(full_defaults) - {f for f in cls.__dataclass_fields__}
@@ -152,10 +152,17 @@ class Settings:
                              "batch_size": self.batch_size, "num_workers": self.num_workers,
                              "cache": tuple(str(p) for p in self.data_cache), **overrides})
 
-    def train_kwargs(self) -> dict:
-        """Keyword arguments for :func:`colorlib.train.train_stage` (besides stage/data/init)."""
-        return {"epochs": self.epochs, "checkpoint_dir": self.checkpoints, "device": self.device,
-                "max_steps": self.max_steps, "num_filters": self.num_filters, "seed": self.seed}
+    def run_config(self, stage: str, **changes) -> "RunConfig":  # noqa: F821 (lazy import)
+        """The :class:`colorlib.train.RunConfig` training ``stage`` with these settings.
+
+        ``changes`` set its other fields: ``init``, ``resume``, ``weights``, ...
+        """
+        from .train import RunConfig, TrainConfig
+
+        train = TrainConfig(stage=stage, epochs=self.epochs, max_steps=self.max_steps,
+                            seed=self.seed)
+        return RunConfig(train, self.data_config(), checkpoint_dir=self.checkpoints,
+                         device=self.device, num_filters=self.num_filters, **changes)
 
     def describe(self) -> str:
         mode = "tiny run (COLORLIB_TINY=1)" if self.tiny else "full run"
@@ -189,8 +196,13 @@ def _apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
                 raise ValueError(f"{var}: expected a whole number, got {text!r}") from None
             if value < 1:
                 raise ValueError(f"{var}: expected a number >= 1, got {value}")
-            if name == "size" and (value < 32 or value & (value - 1)):
-                raise ValueError(f"{var}: must be a power of two >= 32, got {value}")
+            if name == "size":
+                from .networks import check_size
+
+                try:
+                    check_size(value)
+                except ValueError as err:
+                    raise ValueError(f"{var}: {err}") from None
             changes[name] = value
         elif kind is Path:
             changes[name] = _anchored(text)
@@ -212,7 +224,10 @@ def settings(env: Mapping[str, str] | None = None, *, tiny_size: int = TINY_SIZE
 
     Prints what was chosen, so a reader of the output knows which run it was.
     """
+    from .device import DevicePolicy
+
     s = Settings.from_env(env, tiny_size=tiny_size, tiny_steps=tiny_steps, **full_defaults)
+    DevicePolicy.for_training(s.device).prepare_process()  # e.g. malloc settings on a CPU
     if show:
         print(s.describe())
     return s
@@ -314,13 +329,12 @@ def ensure_stage(stage: str, s: Settings) -> Path:
     import warnings
 
     from .checkpoint import CheckpointError, checkpoint_path, load_checkpoint
-    from .train import STAGE_ARCH, train_stage
+    from .train import train_stage
 
-    if stage not in STAGE_ARCH:
-        raise ValueError(f"unknown stage {stage!r}; choose from {tuple(STAGE_ARCH)}")
+    arch = get_stage(stage).arch
     path = checkpoint_path(checkpoint_dir(s), stage)
     if path.exists() and not s.tiny:
-        ckpt = load_checkpoint(path, arch=STAGE_ARCH[stage], stage=stage)
+        ckpt = load_checkpoint(path, arch=arch, stage=stage)
         print(f"{stage}: loaded {path} (epoch {ckpt['epoch']}, step {ckpt['step']})")
         return path
     if not s.tiny:
@@ -329,15 +343,14 @@ def ensure_stage(stage: str, s: Settings) -> Path:
             "(or set COLORLIB_CHECKPOINTS to the folder that holds it)")
     init = ensure_stage("pretrain", s) if stage == "gan" else None
     weights = encoder_weights(s) if stage == "pretrain" else None
-    kwargs = dict(init=init, weights=weights, progress=False, log=lambda msg: None,
-                  **s.train_kwargs())
+    run = s.run_config(stage, init=init, weights=weights, progress=False, resume=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
-            train_stage(stage, s.data_config(), resume=True, **kwargs)
+            train_stage(run, log=lambda msg: None)
         except CheckpointError:  # a stale tiny checkpoint of other settings: start again
-            train_stage(stage, s.data_config(), overwrite=True, **kwargs)
-    load_checkpoint(path, arch=STAGE_ARCH[stage], stage=stage)
+            train_stage(replace(run, resume=False, overwrite=True), log=lambda msg: None)
+    load_checkpoint(path, arch=arch, stage=stage)
     print(f"{stage}: tiny checkpoint ready at {path}")
     return path
 

@@ -106,7 +106,19 @@ def tiny_checkpoint(path: Path) -> Path:
     from colorlib.train import Trainer, TrainConfig
 
     cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8)
-    return Trainer(cfg, TrainConfig(stage="baseline"), "cpu", weights=None).save(path)
+    return Trainer.build(cfg, TrainConfig(stage="baseline"), "cpu", weights=None).save(path)
+
+
+def stage_run(stage: str, data, checkpoint_dir, **fields):
+    """A ``RunConfig`` from flat keyword arguments: TrainConfig's fields go to ``.train``."""
+    from dataclasses import fields as dataclass_fields
+
+    from colorlib.train import RunConfig, TrainConfig
+
+    ours = {f.name for f in dataclass_fields(TrainConfig)}
+    train = TrainConfig(stage=stage, **{k: v for k, v in fields.items() if k in ours})
+    return RunConfig(train, data, checkpoint_dir,
+                     **{k: v for k, v in fields.items() if k not in ours})
 
 
 # One thread per child: these networks are tiny, and on a busy 2-core machine

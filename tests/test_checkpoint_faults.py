@@ -11,10 +11,12 @@ import errno
 import os
 import signal
 import sys
+import tempfile
 
 import pytest
 import torch
-from robust_helpers import error_lines, make_training_photos, tiny_checkpoint, torch_threads
+from robust_helpers import (error_lines, make_training_photos, stage_run, tiny_checkpoint,
+                            torch_threads)
 
 from colorlib import checkpoint as checkpoint_module
 from colorlib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -124,8 +126,9 @@ def test_resume_checks_the_model_settings_against_the_run(good, tmp_path, capsys
     ck.mkdir()
     (ck / "baseline.pt").write_bytes(good.read_bytes())  # trained with 8 filters at 32 px
     with pytest.raises(CheckpointError) as info:
-        train_stage("baseline", DataConfig(source=str(photos), size=32, batch_size=4), epochs=1,
-                    checkpoint_dir=ck, resume=True, num_filters=16, device="cpu", progress=False)
+        train_stage(stage_run("baseline", DataConfig(source=str(photos), size=32, batch_size=4),
+                              ck, epochs=1, resume=True, num_filters=16, device="cpu",
+                              progress=False))
     assert str(info.value) == (f"{ck / 'baseline.pt'}: checkpoint was trained with other model "
                                "settings: num_filters=8 (this run: 16); use the same settings, "
                                "or --overwrite to start again")
@@ -211,7 +214,7 @@ def test_a_read_only_checkpoint_folder_fails_clearly(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr(checkpoint_module.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
     with pytest.raises(OSError) as info:
         save_checkpoint({**PAYLOAD, "step": 2}, path)
     assert str(info.value) == f"cannot write checkpoint in {tmp_path}: Permission denied"

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 torch.set_num_threads(1)
 from colorlib import distributed
 from colorlib.data import DataConfig
-from colorlib.train import train_stage
+from colorlib.train import RunConfig, TrainConfig, train_stage
 
 
 class FrozenBatchNorm(torch.nn.BatchNorm2d):
@@ -51,10 +51,11 @@ env, _ = distributed.setup(torch.device("cpu"))  # one process group for both ru
 for name in ("batchnorm", "no_coupling"):
     if name == "no_coupling":
         torch.nn.BatchNorm2d = FrozenBatchNorm
-    result = train_stage("baseline", DataConfig(source=data, size=32, batch_size=8, seed=5),
-                         epochs=3, checkpoint_dir=f"{out}/{name}", device="cpu",
-                         weights="none", seed=5, max_steps=3, num_filters=8,
-                         progress=False, log=lambda *a: None)
+    run = RunConfig(TrainConfig(stage="baseline", epochs=3, seed=5, max_steps=3),
+                    DataConfig(source=data, size=32, batch_size=8, seed=5),
+                    checkpoint_dir=f"{out}/{name}", device="cpu", weights="none",
+                    num_filters=8, progress=False)
+    result = train_stage(run, log=lambda *a: None)
     t = result.trainer
     torch.save({"G": t.net_G.state_dict(), "D": t.net_D.state_dict(), "history": t.history,
                 "world": env.world}, f"{out}/{name}_rank{env.rank}.pt")

@@ -28,11 +28,11 @@ def tiny_checkpoint(tmp_path_factory, tiny_root):
 
     crops = [resize_rgb(load_rgb(p), 32) for p in sorted((tiny_root / "train").glob("*.png"))[::20]]
     L, ab = rgb_to_lab_tensor(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2))
-    trainer = Trainer(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
-                      TrainConfig(stage="baseline"), device="cpu", weights=None)
+    trainer = Trainer.build(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
+                            TrainConfig(stage="baseline"), device="cpu", weights=None)
     for _ in range(2):
         trainer.train_step(L, ab)
-        trainer.step += 1
+        trainer.state.step += 1
     return trainer.save(tmp_path_factory.mktemp("ckpt") / "baseline.pt")
 
 

@@ -24,7 +24,8 @@ from colorlib.data import (CachedLoader, ColorizationDataset, EpochSampler, coll
                            find_images, make_loader, prepare_batch, random_hflip)
 from colorlib.images import load_rgb, resize_rgb
 from colorlib.networks import ModelConfig
-from colorlib.train import TrainConfig, Trainer, cpu_has_native_bf16
+from colorlib.device import cpu_has_native_bf16
+from colorlib.train import TrainConfig, Trainer
 
 ATOL = 1e-5  # normalised units (L/50 - 1, ab/110)
 
@@ -159,15 +160,17 @@ def test_flip_coins_of_two_ranks_are_the_single_process_coins():
 
 def run_curve(paths, fast: bool, cpu_amp: bool = False, steps: int = 10) -> list[float]:
     """pix2pix baseline (GAN + 100 L1) at 32 px, 8 filters; returns the L1 term per step."""
-    trainer = Trainer(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
-                      TrainConfig(stage="baseline", seed=11, cpu_amp=cpu_amp), "cpu")
+    torch.manual_seed(11)
+    trainer = Trainer.build(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
+                            TrainConfig(stage="baseline", seed=11, cpu_amp=cpu_amp), "cpu")
     if fast:
         loader = make_loader(ColorizationDataset(paths, 32, lab=False), 8, train=True, seed=2)
     else:
         loader = reference_loader(paths, 32, 8, seed=2)
-        for name, net in (("opt_G", trainer.net_G), ("opt_D", trainer.net_D)):
-            setattr(trainer, name, torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999),
-                                                    fused=False, foreach=False))  # plain loop
+        model = trainer.model
+        for name, net in (("opt_G", model.net_G), ("opt_D", model.net_D)):
+            setattr(model, name, torch.optim.Adam(net.parameters(), lr=2e-4, betas=(0.5, 0.999),
+                                                  fused=False, foreach=False))  # plain loop
     losses = []
     for epoch in range(steps):
         loader.sampler.set_epoch(epoch)

@@ -39,8 +39,8 @@ def test_greyscale_and_colour_inputs_give_the_same_result(small_net, real_photos
 
 
 def test_colorizer_loads_from_checkpoint(tmp_path, real_photos):
-    trainer = Trainer(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
-                      TrainConfig(stage="baseline"), device="cpu")
+    trainer = Trainer.build(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
+                            TrainConfig(stage="baseline"), device="cpu")
     ckpt = trainer.save(tmp_path / "baseline.pt")
     colorizer = Colorizer.load(ckpt)
     assert colorizer.config.size == 32

@@ -12,6 +12,7 @@ import torch
 
 from colorlib import memory
 from colorlib.networks import ModelConfig, build_generator
+from colorlib.pix2pix import pair
 from colorlib.train import Trainer, TrainConfig
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
@@ -96,11 +97,13 @@ def test_res_unet_merge_keeps_channels_last_and_values():
 
 
 def test_discriminator_input_is_channels_last_when_the_networks_are():
-    trainer = Trainer(ModelConfig(arch="resnet18_unet", size=32), TrainConfig(stage="gan"),
-                      "cpu", weights=None)
-    assert trainer.channels_last
+    trainer = Trainer.build(ModelConfig(arch="resnet18_unet", size=32), TrainConfig(stage="gan"),
+                            "cpu", weights=None)
+    assert trainer.policy.channels_last
+    assert next(trainer.net_D.parameters()).is_contiguous(memory_format=torch.channels_last)
     L = torch.randn(2, 1, 32, 32).contiguous(memory_format=torch.channels_last)
     ab = torch.randn(2, 2, 32, 32).contiguous(memory_format=torch.channels_last)
-    pair = trainer._pair(L, ab)
-    assert pair.is_contiguous(memory_format=torch.channels_last) and not pair.is_contiguous()
-    assert torch.equal(pair, torch.cat([L, ab], 1))
+    both = pair(L, ab)
+    assert both.is_contiguous(memory_format=torch.channels_last) and not both.is_contiguous()
+    assert torch.equal(both, torch.cat([L, ab], 1))
+    assert pair(L.contiguous(), ab.contiguous()).is_contiguous()  # NCHW stays NCHW

@@ -85,8 +85,10 @@ def test_data_config_carries_the_settings():
     cfg = s.data_config()
     assert (cfg.source, cfg.size, cfg.batch_size, cfg.num_workers) == ("tiny", s.size, s.batch_size, 0)
     assert s.data_config(max_images=3).max_images == 3
-    kw = s.train_kwargs()
-    assert kw["max_steps"] == s.max_steps and kw["checkpoint_dir"] == s.checkpoints
+    run = s.run_config("gan", resume=True)
+    assert (run.stage, run.train.max_steps, run.train.epochs, run.checkpoint_dir, run.resume) == \
+        ("gan", s.max_steps, s.epochs, s.checkpoints, True)
+    assert run.data == s.data_config() and run.num_filters == s.num_filters
 
 
 def test_settings_prints_which_run_it_is(capsys):

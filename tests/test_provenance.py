@@ -14,8 +14,8 @@ EXIF_IMAGE_DESCRIPTION, EXIF_SOFTWARE = 0x010E, 0x0131
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("prov") / "my_model.pt"
-    Trainer(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
-            TrainConfig(stage="baseline"), device="cpu", weights=None).save(path)
+    Trainer.build(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
+                  TrainConfig(stage="baseline"), device="cpu", weights=None).save(path)
     return path
 
 

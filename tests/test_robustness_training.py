@@ -16,13 +16,13 @@ import time
 
 import pytest
 import torch
-from robust_helpers import CHILD_ENV, error_lines, make_training_photos, torch_threads
+from robust_helpers import CHILD_ENV, error_lines, make_training_photos, stage_run, torch_threads
 
-from colorlib import train as train_module
+from colorlib import pix2pix as pix2pix_module
 from colorlib.checkpoint import load_checkpoint
 from colorlib.cli import main
 from colorlib.data import DataConfig
-from colorlib.train import NonFiniteLossError, Trainer, train_stage
+from colorlib.train import Callback, NonFiniteLossError, Trainer, train_stage
 
 TRAIN_ARGS = ["--stage", "baseline", "--size", "32", "--batch-size", "4", "--filters", "8",
               "--epochs", "3", "--seed", "7", "--device", "cpu", "--weights", "none",
@@ -151,28 +151,25 @@ def test_sigkill_while_writing_a_checkpoint_then_resume(photos, reference, tmp_p
 
 
 @pytest.mark.slow
-def test_pretrain_resumes_exactly(photos, tmp_path, monkeypatch):
+def test_pretrain_resumes_exactly(photos, tmp_path):
     """The ResNet18 U-Net stage (no dropout, Adam with default betas) resumes exactly too."""
     data = DataConfig(source=str(photos), size=32, batch_size=4)
-    kwargs = dict(epochs=1, device="cpu", weights="none", seed=5, progress=False, log=print)
-    ref = train_stage("pretrain", data, checkpoint_dir=tmp_path / "ref", **kwargs)
+    kwargs = dict(epochs=1, device="cpu", weights="none", seed=5, progress=False)
+    ref = train_stage(stage_run("pretrain", data, tmp_path / "ref", **kwargs))
     assert ref.trainer.step == 2
 
     class Interrupted(Exception):
         pass
 
-    real_step = Trainer.train_step
+    class DieAfterStep1(Callback):  # the session dies before step 2 (step 1 is saved)
+        def on_step_end(self, trainer, losses):
+            if trainer.step == 1:
+                raise Interrupted
 
-    def step_then_die(self, L, ab):
-        if self.step == 1:
-            raise Interrupted  # the session dies before step 2
-        return real_step(self, L, ab)
-
-    monkeypatch.setattr(Trainer, "train_step", step_then_die)
     with pytest.raises(Interrupted):
-        train_stage("pretrain", data, checkpoint_dir=tmp_path / "int", save_every=1, **kwargs)
-    monkeypatch.undo()
-    res = train_stage("pretrain", data, checkpoint_dir=tmp_path / "int", resume=True, **kwargs)
+        train_stage(stage_run("pretrain", data, tmp_path / "int", save_every=1, **kwargs),
+                    callbacks=[DieAfterStep1()])
+    res = train_stage(stage_run("pretrain", data, tmp_path / "int", resume=True, **kwargs))
     assert res.resumed_from == {"epoch": 0, "batch_in_epoch": 1, "step": 1}
     assert_same_state(load_checkpoint(res.checkpoint), load_checkpoint(ref.checkpoint))
 
@@ -183,9 +180,10 @@ def test_resume_without_a_checkpoint_says_so_and_ignores_debris(photos, tmp_path
     debris = ck / ".baseline.pt.k1ll3d.tmp"  # a first save that was killed halfway
     debris.write_bytes(b"PK\x03\x04 half a checkpoint")
     said = []
-    res = train_stage("baseline", DataConfig(source=str(photos), size=32, batch_size=4),
-                      epochs=1, checkpoint_dir=ck, resume=True, device="cpu", max_steps=1,
-                      num_filters=8, progress=False, log=said.append)
+    run = stage_run("baseline", DataConfig(source=str(photos), size=32, batch_size=4), ck,
+                    epochs=1, resume=True, device="cpu", max_steps=1, num_filters=8,
+                    progress=False)
+    res = train_stage(run, log=said.append)
     assert said == [f"No checkpoint at {ck / 'baseline.pt'} yet: starting baseline from the "
                     "beginning"]
     assert res.resumed_from is None and load_checkpoint(res.checkpoint)["step"] == 1
@@ -195,14 +193,14 @@ def test_resume_without_a_checkpoint_says_so_and_ignores_debris(photos, tmp_path
 # ------------------------------------------------------------ numerical faults
 def test_non_finite_loss_stops_with_stage_and_step_and_keeps_the_checkpoint(
         photos, tmp_path, monkeypatch, capsys):
-    real_l1, calls = train_module.l1_term, []
+    real_l1, calls = pix2pix_module.l1_term, []
 
     def l1_nan_on_third_call(fake, real, weight):
         calls.append(1)
         loss = real_l1(fake, real, weight)
         return loss * float("nan") if len(calls) == 3 else loss
 
-    monkeypatch.setattr(train_module, "l1_term", l1_nan_on_third_call)
+    monkeypatch.setattr(pix2pix_module, "l1_term", l1_nan_on_third_call)
     ck = tmp_path / "ck"
     code = main(["train", "--data", str(photos), "--checkpoint-dir", str(ck), *TRAIN_ARGS])
     (line,) = error_lines(capsys.readouterr().err)
@@ -227,7 +225,7 @@ def test_weights_spoiled_by_an_update_are_never_saved(photos, tmp_path, monkeypa
     monkeypatch.setattr(Trainer, "train_step", step_that_spoils_weights)
     with pytest.raises(NonFiniteLossError, match="stage 'baseline', step 2: the generator's "
                        "weights are no longer finite"):
-        train_stage("baseline", DataConfig(source=str(photos), size=32, batch_size=4), epochs=1,
-                    checkpoint_dir=tmp_path, device="cpu", save_every=1, num_filters=8,
-                    progress=False, log=lambda _: None)
+        train_stage(stage_run("baseline", DataConfig(source=str(photos), size=32, batch_size=4),
+                              tmp_path, epochs=1, device="cpu", save_every=1, num_filters=8,
+                              progress=False), log=lambda _: None)
     assert load_checkpoint(tmp_path / "baseline.pt")["step"] == 1  # the last good one

@@ -1,0 +1,205 @@
+"""The training algorithm: pix2pix for colorization, and L1 pretraining.
+
+:class:`Pix2Pix` holds the two networks, their optimisers and losses, and
+does one optimisation step at a time. It follows ``Pix2PixModel`` of
+pytorch-CycleGAN-and-pix2pix (Isola et al.'s own code) method by method,
+so it can be read next to the paper:
+
+* :meth:`~Pix2Pix.forward`: the generator colours the photo, ``fake_ab = G(L)``;
+* :meth:`~Pix2Pix.backward_D`: the discriminator learns to score real
+  (L, ab) pairs as real and generated ones as fake;
+* :meth:`~Pix2Pix.backward_G`: the generator learns to fool the (now fixed)
+  discriminator while staying close to the true colours in L1;
+* :meth:`~Pix2Pix.optimize_parameters`: one step of each, D first.
+
+:meth:`~Pix2Pix.gan_step` is one such step on a batch, :meth:`~Pix2Pix.l1_step`
+the L1-only step of pretraining (no discriminator). A minimal training loop::
+
+    model = Pix2Pix(build_generator(cfg), build_discriminator(cfg))
+    for batch in loader:
+        L, ab = prepare_batch(batch, "cpu")
+        losses = model.gan_step(L, ab)
+
+Where the networks run (device, mixed precision, memory layout) is decided
+outside, by :mod:`colorlib.device`; the epochs, checkpoints and validation
+around the steps are :class:`colorlib.train.Trainer`'s. Taught in notebook 03
+(GAN step), 04 (L1 step) and 05 (fine-tuning).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .device import MixedPrecision, same_layout
+from .losses import LAMBDA_L1, GANLoss, l1_loss, l1_term
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; training stopped before the bad update."""
+
+
+def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """Adam with the fused (one kernel for all tensors) update where this PyTorch has it.
+
+    The fused update computes the same formula as the per-tensor loop, in a
+    quarter of the time for the ResNet18 U-Net on one CPU thread
+    (benchmarks/RESULTS.md).
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older PyTorch, or a device without it
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+def set_requires_grad(net: nn.Module, flag: bool) -> None:
+    """Freeze (False) or unfreeze (True) every weight of ``net``."""
+    for p in net.parameters():
+        p.requires_grad_(flag)
+
+
+def pair(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """The conditional discriminator's input: the photo's L next to (true or generated) ab."""
+    return same_layout(torch.cat([L, ab], 1), like=ab)
+
+
+def unwrap(net: nn.Module | None) -> nn.Module | None:
+    """The network itself, also when a data-parallel wrapper holds it (``.module``)."""
+    return getattr(net, "module", net)
+
+
+def check_finite(name: str, loss: torch.Tensor) -> None:
+    """Stop before an update that would spoil the weights with NaN or infinity."""
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"{name} is {loss.item()}")
+
+
+class Pix2Pix:
+    """Generator G: L -> ab; with a discriminator D: (L, ab) -> real/fake per 70x70 patch.
+
+    ``net_D=None`` gives the L1-only model of pretraining. Learning rates and
+    betas default to pix2pix's (Adam, 2e-4, beta1 = 0.5); ``amp`` switches on
+    mixed precision (see :class:`colorlib.device.MixedPrecision`; default fp32).
+    """
+
+    def __init__(self, net_G: nn.Module, net_D: nn.Module | None = None, *,
+                 lr_g: float = 2e-4, lr_d: float = 2e-4,
+                 betas_g: tuple[float, float] = (0.5, 0.999),
+                 betas_d: tuple[float, float] = (0.5, 0.999),
+                 lambda_l1: float = LAMBDA_L1, gan_mode: str = "vanilla",
+                 amp: MixedPrecision | None = None):
+        self.net_G, self.net_D = net_G, net_D
+        self.opt_G = make_adam(net_G.parameters(), lr_g, betas_g)
+        self.opt_D = make_adam(net_D.parameters(), lr_d, betas_d) if net_D is not None else None
+        self.gan_loss = GANLoss(gan_mode)
+        self.lambda_l1 = lambda_l1
+        self.amp = amp if amp is not None else MixedPrecision()
+
+    # ------------------------------------------------------------ one step
+    def set_input(self, L: torch.Tensor, ab: torch.Tensor) -> None:
+        self.L, self.ab = L, ab
+
+    def forward(self) -> None:
+        """The generator's colours for the photo: fake_ab = G(L)."""
+        with self.amp.autocast():
+            self.fake_ab = self.net_G(self.L)
+
+    def backward_D(self) -> None:
+        """Discriminator: real (L, ab) pairs -> 1, generated pairs -> 0.
+
+        The generated colours are detached, so this update leaves G alone.
+        """
+        with self.amp.autocast():
+            pred_fake = self.net_D(pair(self.L, self.fake_ab.detach()))
+            self.loss_D_fake = self.gan_loss(pred_fake, False)
+            pred_real = self.net_D(pair(self.L, self.ab))
+            self.loss_D_real = self.gan_loss(pred_real, True)
+            self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
+        check_finite("discriminator loss", self.loss_D)
+        self.amp.backward(self.loss_D)
+
+    def backward_G(self) -> None:
+        """Generator: make D call the generated pair real, and stay close to the truth in L1."""
+        with self.amp.autocast():
+            pred_fake = self.net_D(pair(self.L, self.fake_ab))
+            self.loss_G_GAN = self.gan_loss(pred_fake, True, for_discriminator=False)
+            self.loss_G_L1 = l1_term(self.fake_ab, self.ab, self.lambda_l1)
+            self.loss_G = self.loss_G_GAN + self.loss_G_L1
+        check_finite("generator loss", self.loss_G)
+        self.amp.backward(self.loss_G)
+
+    def optimize_parameters(self) -> None:
+        """One pix2pix iteration: update D, then G (against the updated, frozen D)."""
+        self.forward()
+        set_requires_grad(self.net_D, True)
+        self.opt_D.zero_grad(set_to_none=True)
+        self.backward_D()
+        self.amp.step(self.opt_D)
+        set_requires_grad(self.net_D, False)  # D gets no gradients while G learns
+        self.opt_G.zero_grad(set_to_none=True)
+        self.backward_G()
+        self.amp.step(self.opt_G)
+        self.amp.update()
+
+    def gan_step(self, L: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
+        """One pix2pix step on a batch (normalised L and ab); returns its losses."""
+        self.set_input(L, ab)
+        self.optimize_parameters()
+        return {name: getattr(self, name).item() for name in
+                ("loss_D_fake", "loss_D_real", "loss_D", "loss_G_GAN", "loss_G_L1", "loss_G")}
+
+    def l1_step(self, L: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
+        """Pretraining: predict ab from L and follow the plain L1 error (no discriminator)."""
+        self.set_input(L, ab)
+        self.forward()
+        with self.amp.autocast():
+            self.loss_G_L1 = l1_loss(self.fake_ab, self.ab)
+        check_finite("L1 loss", self.loss_G_L1)
+        self.opt_G.zero_grad(set_to_none=True)
+        self.amp.backward(self.loss_G_L1)
+        self.amp.step(self.opt_G)
+        self.amp.update()
+        return {"loss_G_L1": self.loss_G_L1.item()}
+
+    def train_step(self, L: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
+        """The stage's step: :meth:`gan_step` with a discriminator, else :meth:`l1_step`."""
+        self.net_G.train()
+        return self.gan_step(L, ab) if self.net_D is not None else self.l1_step(L, ab)
+
+    @torch.no_grad()
+    def predict(self, L: torch.Tensor) -> torch.Tensor:
+        """ab for a batch of normalised L, in eval mode (BatchNorm running stats), as float32."""
+        net = self.generator
+        net.eval()
+        with self.amp.autocast():
+            out = net(L.to(next(net.parameters()).device)).float()
+        net.train()
+        return out
+
+    # ------------------------------------------------------------ state I/O
+    @property
+    def generator(self) -> nn.Module:
+        """G itself (not a data-parallel wrapper): what checkpoints store."""
+        return unwrap(self.net_G)
+
+    @property
+    def discriminator(self) -> nn.Module | None:
+        return unwrap(self.net_D)
+
+    def state_dict(self) -> dict:
+        """Weights, optimiser moments and the fp16 loss scale (checkpoint keys)."""
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict() if self.net_D is not None else None,
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict() if self.opt_D is not None else None,
+            "scaler": self.amp.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        if self.net_D is not None:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.opt_D.load_state_dict(state["opt_D"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.amp.load_state_dict(state.get("scaler") or {})

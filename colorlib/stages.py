@@ -1,0 +1,50 @@
+"""The three training stages of the series, in one table.
+
+* ``baseline``: the pix2pix U-Net trained from scratch with GAN + 100*L1 (notebook 03);
+* ``pretrain``: the ResNet18 U-Net trained with L1 alone (notebook 04);
+* ``gan``: that pretrained generator fine-tuned with GAN + 100*L1 (notebook 05).
+
+Everything else (the CLI's ``--stage`` choices, the training loop, the demo,
+the notebooks' "run this first" messages, checkpoint checks) reads this
+table, so a stage is described in exactly one place.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What one stage trains, and how."""
+
+    name: str
+    title: str  # for reports and figure titles
+    arch: str  # the generator (see colorlib.networks.ARCHS)
+    adversarial: bool  # True: GAN + lambda * L1 with a PatchGAN; False: L1 alone
+    lr_g: float  # the generator's Adam learning rate (the tutorial's)
+    # The generator's Adam betas; None: pix2pix's (TrainConfig.beta1, beta2), as the discriminator.
+    betas_g: tuple[float, float] | None
+    init_from: str | None  # the stage whose generator this one starts from
+    notebook: str  # the notebook that teaches and trains it
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("baseline", "pix2pix baseline (GAN + L1)", "pix2pix_unet", adversarial=True,
+          lr_g=2e-4, betas_g=None, init_from=None, notebook="03_pix2pix_baseline.ipynb"),
+    # The tutorial pretrains with Adam's default betas and lr 1e-4.
+    Stage("pretrain", "ResNet18 U-Net, L1 pretraining", "resnet18_unet", adversarial=False,
+          lr_g=1e-4, betas_g=(0.9, 0.999), init_from=None,
+          notebook="04_resnet_unet_pretraining.ipynb"),
+    Stage("gan", "ResNet18 U-Net, GAN fine-tuned", "resnet18_unet", adversarial=True,
+          lr_g=2e-4, betas_g=None, init_from="pretrain",
+          notebook="05_adversarial_finetuning.ipynb"),
+)}
+STAGE_NAMES = tuple(STAGES)  # in training order
+
+
+def get_stage(name: str) -> Stage:
+    """The stage called ``name``; a clear ValueError for anything else."""
+    try:
+        return STAGES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown stage {name!r}; choose from {STAGE_NAMES}") from None
