@@ -1,0 +1,244 @@
+"""The long quality run: every stage trained for whole epochs on the shared photos, resumable.
+
+One command starts it and the same command continues it after any interruption
+(each step resumes from its checkpoint, or is skipped when it is complete)::
+
+    nohup nice -n 5 python benchmarks/long_run.py run --out runs/long128 >> runs/long128.log 2>&1 &
+
+and one command turns whatever has finished into the committed results file::
+
+    python benchmarks/long_run.py report --out runs/long128
+
+Steps, in order (``--threads`` torch threads each, bf16 autocast on the CPU):
+
+1. ``colorlib_pretrain``: the ResNet18 U-Net, L1 only, ``--pretrain-epochs`` (10) epochs.
+2. ``colorlib_gan``: GAN + 100*L1 fine-tuning for ``--gan-epochs`` (5) epochs, one epoch
+   per call so that every epoch's checkpoint is kept (``gan_epochs/``) for the ablation.
+3. ``colorlib_baseline``: the pix2pix U-Net from scratch, ``--baseline-epochs`` (10) epochs.
+4. ``gan_lowlr``: the ablation's second variant, the same fine-tuning with a 4x lower
+   generator learning rate, same epochs.
+5. ``seed_pretrain`` / ``seed_gan``: the seed tutorial's own loops
+   (``../shared/reference/seed_tutorial.py``) for the same wall-clock seconds as
+   colorlib's stage took, same threads, fp32 as the seed has it.
+6. ``evaluate``: ``colorlib evaluate`` on the 300 validation photos at full resolution for
+   every finished model (the greyscale baseline comes with each report).
+
+No ImageNet weights can be had on this machine, so both ResNet18 encoders start from the
+same random initialisation. Checkpoints stay under ``--out`` (git-ignored): weights trained
+on the shared photos are never committed. ``report`` writes
+``colorlib/published_results.json``, the one file every quoted number comes from.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DATA = SHARED / "data" / "photos"
+RESULTS = ROOT / "colorlib" / "published_results.json"
+LOWLR = 5e-5  # the ablation variant: a quarter of the default 2e-4
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}", flush=True)
+
+
+def _env(threads: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
+    return env
+
+
+def _ckpt_info(path: Path) -> dict | None:
+    """epoch / step / seconds / histories of a colorlib checkpoint, or None."""
+    if not path.is_file():
+        return None
+    import torch
+
+    ck = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    keys = ("stage", "epoch", "batch_in_epoch", "step", "train_seconds", "history", "val_history",
+            "train", "model")
+    return {k: ck.get(k) for k in keys}
+
+
+def colorlib_train(args, stage: str, epochs: int, folder: Path, extra: list[str] = ()) -> None:
+    cmd = [sys.executable, "-m", "colorlib", "train", "--stage", stage, "--data", str(args.data),
+           "--size", str(args.size), "--batch-size", str(args.batch_size), "--epochs", str(epochs),
+           "--checkpoint-dir", str(folder), "--weights", "none", "--cpu-amp", "--resume",
+           "--save-every", str(args.save_every), "--seed", str(args.seed), "--no-progress",
+           *extra]
+    log("run: " + " ".join(cmd))
+    subprocess.run(cmd, cwd=ROOT, env=_env(args.threads), check=True)
+
+
+def stage_done(path: Path, epochs: int) -> bool:
+    info = _ckpt_info(path)
+    return info is not None and info["epoch"] >= epochs
+
+
+def gan_by_epoch(args, folder: Path, init: Path, extra: list[str] = ()) -> None:
+    """Fine-tune one epoch per call, keeping a copy of the checkpoint after each epoch."""
+    keep = folder / "gan_epochs"
+    keep.mkdir(parents=True, exist_ok=True)
+    for epoch in range(1, args.gan_epochs + 1):
+        snap = keep / f"gan_e{epoch}.pt"
+        if snap.exists():
+            continue
+        colorlib_train(args, "gan", epoch, folder, ["--init", str(init), *extra])
+        shutil.copy2(folder / "gan.pt", snap.with_suffix(".tmp"))
+        os.replace(snap.with_suffix(".tmp"), snap)
+
+
+# ---------------------------------------------------------------------- seed
+def seed_train(args, stage: str, seconds: float) -> None:
+    """The seed's loop for ``seconds`` of training time, saving a resumable state."""
+    import torch
+    from torch import nn, optim
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from quality_run import _import_seed, export_seed_generator, seed_paths
+
+    torch.set_num_threads(args.threads)
+    st = _import_seed()
+    out = args.out / "seed"
+    out.mkdir(parents=True, exist_ok=True)
+    state_path, final = out / f"{stage}_state.pt", out / f"{stage}.pt"
+    if final.exists():
+        return
+    torch.manual_seed(args.seed)  # the same random initialisation as colorlib's encoder
+    net_G = st.build_res_unet(n_input=1, n_output=2, size=args.size, device="cpu",
+                              pretrained=False)
+    if stage == "gan":
+        from colorlib.checkpoint import load_checkpoint
+
+        net_G.load_state_dict(load_checkpoint(out / "pretrain.pt")["generator"])
+        model = st.MainModel(net_G=net_G, lambda_L1=100.0, device="cpu")
+        modules = {"model": model, "opt_G": model.opt_G, "opt_D": model.opt_D}
+
+        def step_fn(data):
+            model.setup_input(data)
+            model.optimize()
+            return {"loss_D": model.loss_D.item(), "loss_G_GAN": model.loss_G_GAN.item(),
+                    "loss_G_L1": model.loss_G_L1.item()}
+    else:
+        opt, criterion = optim.Adam(net_G.parameters(), lr=1e-4), nn.L1Loss()
+        modules = {"net_G": net_G, "opt": opt}
+
+        def step_fn(data):
+            return {"loss_G_L1": st.pretrain_step(net_G, opt, criterion, data, device="cpu")}
+    done, step, history = 0.0, 0, []
+    if state_path.exists():
+        saved = torch.load(state_path, map_location="cpu", weights_only=False)
+        for k, m in modules.items():
+            m.load_state_dict(saved[k])
+        done, step, history = saved["seconds"], saved["step"], saved["history"]
+        log(f"seed {stage}: resumed at step {step}, {done:.0f} of {seconds:.0f} s")
+    paths = seed_paths(args.data / "train")
+    dl = st.make_dataloaders(batch_size=args.batch_size, n_workers=0, pin_memory=False,
+                             paths=paths, split="train", size=args.size)
+
+    def save() -> None:
+        tmp = state_path.with_suffix(".tmp")
+        torch.save({**{k: m.state_dict() for k, m in modules.items()}, "seconds": done,
+                    "step": step, "history": history}, tmp)
+        os.replace(tmp, state_path)
+
+    last_save = time.perf_counter()
+    while done < seconds:
+        for data in dl:
+            t = time.perf_counter()
+            losses = step_fn(data)
+            done += time.perf_counter() - t
+            step += 1
+            history.append({"step": step, "epoch": step * args.batch_size // len(paths),
+                            **losses})
+            if time.perf_counter() - last_save > 300:
+                save()
+                last_save = time.perf_counter()
+            if done >= seconds:
+                break
+    save()
+    info = {"steps": step, "seconds": round(done, 1), "history": history}
+    net_G.eval()
+    export_seed_generator(net_G, stage, args.size, info, final)
+    log(f"seed {stage}: {step} steps in {done:.0f} s -> {final}")
+
+
+# ------------------------------------------------------------------ evaluate
+MODELS = {  # key: checkpoint relative to --out
+    "colorlib_pretrain": "colorlib/pretrain.pt",
+    "colorlib_gan": "colorlib/gan.pt",
+    "colorlib_baseline": "baseline/baseline.pt",
+    "gan_lowlr": "gan_lowlr/gan.pt",
+    "seed_pretrain": "seed/pretrain.pt",
+    "seed_gan": "seed/gan.pt",
+}
+
+
+def evaluate(args, key: str, ckpt: Path) -> None:
+    out = args.out / "eval" / f"{key}.json"
+    if out.exists() and out.stat().st_mtime > ckpt.stat().st_mtime:
+        return
+    cmd = [sys.executable, "-m", "colorlib", "evaluate", "--checkpoint", str(ckpt),
+           "--data", str(args.data / "val"), "--json", str(out), "--no-progress"]
+    log("run: " + " ".join(cmd))
+    subprocess.run(cmd, cwd=ROOT, env=_env(args.threads), check=True)
+
+
+def evaluate_all(args) -> None:
+    (args.out / "eval").mkdir(parents=True, exist_ok=True)
+    for key, rel in MODELS.items():
+        if (args.out / rel).is_file():
+            evaluate(args, key, args.out / rel)
+    for snap in sorted((args.out / "colorlib" / "gan_epochs").glob("gan_e*.pt")):
+        evaluate(args, f"colorlib_gan_{snap.stem[4:]}", snap)
+
+
+def run(args) -> None:
+    col, base, low = args.out / "colorlib", args.out / "baseline", args.out / "gan_lowlr"
+    log(f"long run: {args.out}, {args.size} px, batch {args.batch_size}, {args.threads} threads")
+    colorlib_train(args, "pretrain", args.pretrain_epochs, col)
+    gan_by_epoch(args, col, col / "pretrain.pt")
+    evaluate_all(args)
+    colorlib_train(args, "baseline", args.baseline_epochs, base)
+    low.mkdir(parents=True, exist_ok=True)
+    colorlib_train(args, "gan", args.gan_epochs, low,
+                   ["--init", str(col / "pretrain.pt"), "--lr-g", str(LOWLR)])
+    seed_train(args, "pretrain", _ckpt_info(col / "pretrain.pt")["train_seconds"])
+    seed_train(args, "gan", _ckpt_info(col / "gan.pt")["train_seconds"])
+    evaluate_all(args)
+    log("long run complete; now: python benchmarks/long_run.py report --out " + str(args.out))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("run", "evaluate"))
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "long128")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--gan-epochs", type=int, default=5)
+    parser.add_argument("--baseline-epochs", type=int, default=10)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.command == "run":
+        run(args)
+    else:
+        evaluate_all(args)
+
+
+if __name__ == "__main__":
+    main()
