@@ -333,10 +333,17 @@ def ensure_stage(stage: str, s: Settings) -> Path:
 
     arch = get_stage(stage).arch
     path = checkpoint_path(checkpoint_dir(s), stage)
-    if path.exists() and not s.tiny:
-        ckpt = load_checkpoint(path, arch=arch, stage=stage)
-        print(f"{stage}: loaded {path} (epoch {ckpt['epoch']}, step {ckpt['step']})")
-        return path
+    if path.exists():
+        try:
+            ckpt = load_checkpoint(path, arch=arch, stage=stage)
+        except CheckpointError:
+            if not s.tiny:
+                raise
+            ckpt = None  # a stale tiny checkpoint: trained again below
+        if ckpt is not None:
+            print(f"{stage}: loaded {path} (epoch {ckpt['epoch']}, step {ckpt['step']})")
+            if not s.tiny:
+                return path
     if not s.tiny:
         raise StageMissing(
             f"{path}: no '{stage}' checkpoint yet; run {STAGE_NOTEBOOK[stage]} first "
@@ -439,17 +446,15 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _copy_atomically(src: Path, dest: Path) -> None:
-    """Copy to a temp name, then rename: an interrupted copy never looks like a checkpoint."""
-    tmp = dest.parent / f".{dest.name}.copying"
+    """Copy through a temporary file: an interrupted copy never looks like a checkpoint."""
+    from .files import atomic_write
+
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
+        with open(src, "rb") as f:
+            atomic_write(dest, lambda out: shutil.copyfileobj(f, out, 1 << 22))
+        st = src.stat()  # keep its time ("the newest of several" stays true), not its mode
+        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
     except OSError as err:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         raise PersistError(f"cannot copy {src} to {dest}: {err.strerror or err}; "
                            f"nothing in {dest.parent} was changed") from None
 

@@ -11,6 +11,16 @@ import torch
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip, saying why, where no CUDA GPU is available."""
+    if torch.cuda.is_available():
+        return
+    no_gpu = pytest.mark.skip(reason="needs a CUDA GPU (benchmarks/gpu_check.py runs these)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(no_gpu)
+
+
 @pytest.fixture(scope="session")
 def tiny_root() -> Path:
     from colorlib.tiny import build_tiny_set

@@ -46,10 +46,27 @@ def _collect(kc, msg_id: str, timeout: float) -> tuple[list, str | None]:
 
 def run(path: Path, output: Path | None = None, timeout: float = 1800.0, log=print) -> bool:
     """Run every code cell of ``path`` in order; True if none raised."""
+    ok, nb = execute(path, timeout, log)
+    if output is not None:
+        nbformat.write(nb, output)
+    return ok
+
+
+def execute(path: Path, timeout: float = 1800.0, log=print, cwd: Path | None = None,
+            env: dict | None = None) -> tuple[bool, nbformat.NotebookNode]:
+    """Run every code cell of ``path`` in a new kernel; (True if none raised, the executed copy).
+
+    ``cwd`` (default: the notebook's folder) and ``env`` (default: this
+    process's environment) are the kernel's, so a test can give each run a
+    machine of its own (``tests/test_fresh_machines.py``).
+    """
     from jupyter_client.manager import start_new_kernel
 
     nb = nbformat.read(path, as_version=4)
-    km, kc = start_new_kernel(kernel_name="python3", cwd=str(path.resolve().parent))
+    kernel = {"cwd": str(cwd or path.resolve().parent)}
+    if env is not None:
+        kernel["env"] = dict(env)
+    km, kc = start_new_kernel(kernel_name="python3", **kernel)
     start, ok = time.perf_counter(), True
     try:
         for i, cell in enumerate(nb.cells):
@@ -67,9 +84,7 @@ def run(path: Path, output: Path | None = None, timeout: float = 1800.0, log=pri
         kc.stop_channels()
         km.shutdown_kernel(now=True)
     log(f"{path.name}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - start:.1f} s")
-    if output is not None:
-        nbformat.write(nb, output)
-    return ok
+    return ok, nb
 
 
 def main(argv: list[str] | None = None) -> int:
