@@ -201,6 +201,175 @@ def evaluate_all(args) -> None:
         evaluate(args, f"colorlib_gan_{snap.stem[4:]}", snap)
 
 
+# -------------------------------------------------------------------- report
+STAGE_CKPTS = {  # stage key: (checkpoint relative to --out, target epochs attribute)
+    "colorlib_pretrain": ("colorlib/pretrain.pt", "pretrain_epochs"),
+    "colorlib_gan": ("colorlib/gan.pt", "gan_epochs"),
+    "colorlib_baseline": ("baseline/baseline.pt", "baseline_epochs"),
+    "gan_lowlr": ("gan_lowlr/gan.pt", "gan_epochs"),
+    "seed_pretrain": ("seed/pretrain.pt", None),
+    "seed_gan": ("seed/gan.pt", None),
+}
+LOSS_KEYS = ("loss_G_L1", "loss_G_GAN", "loss_D")
+
+
+def epoch_log(history: list[dict], val_history: list[dict]) -> list[dict]:
+    """Mean training losses per epoch (1-based) with that epoch's validation L1."""
+    rows: dict[int, dict] = {}
+    for h in history or []:
+        row = rows.setdefault(int(h.get("epoch", 0)) + 1, {"n": 0})
+        row["n"] += 1
+        for k in LOSS_KEYS:
+            if k in h:
+                row[k] = row.get(k, 0.0) + float(h[k])
+    out = []
+    for epoch, row in sorted(rows.items()):
+        n = row.pop("n")
+        entry = {"epoch": epoch, "steps": n, **{k: round(v / n, 5) for k, v in row.items()}}
+        val = [v["val_l1"] for v in val_history or [] if v["epoch"] == epoch]
+        if val:
+            entry["val_l1"] = round(float(val[-1]), 5)
+        out.append(entry)
+    return out
+
+
+def stage_record(args, key: str) -> dict | None:
+    rel, target_attr = STAGE_CKPTS[key]
+    info = _ckpt_info(args.out / rel)
+    if info is None:
+        return None
+    images = len(list((args.data / "train").glob("*.jpg")))
+    step = int(info["step"] or 0)
+    seconds = float(info["train_seconds"] or 0.0)
+    epochs = step * args.batch_size / images
+    rec = {"checkpoint": rel, "steps": step, "images_seen": step * args.batch_size,
+           "epochs": round(epochs, 2), "train_minutes": round(seconds / 60, 1),
+           "minutes_per_epoch": round(seconds / 60 / epochs, 1) if epochs else None,
+           "checkpoint_mb": round((args.out / rel).stat().st_size / 2**20, 1),
+           "epoch_log": epoch_log(info["history"], info["val_history"])}
+    if target_attr is not None:
+        rec["target_epochs"] = getattr(args, target_attr)
+        rec["complete"] = int(info["epoch"] or 0) >= rec["target_epochs"]
+    else:  # the seed's budget is colorlib's seconds for the same stage
+        rec["complete"] = True
+    if info.get("train"):
+        rec["lr_g"] = info["train"].get("lr_g")
+    return rec
+
+
+def scores(args) -> dict:
+    out = {}
+    for f in sorted((args.out / "eval").glob("*.json")):
+        rep = json.loads(f.read_text())
+        out[f.stem] = {k: round(float(v), 4) for k, v in rep["model"].items()}
+        if "greyscale" in rep.get("baselines", {}):
+            out["greyscale"] = {k: round(float(v), 4)
+                                for k, v in rep["baselines"]["greyscale"].items()}
+        out[f.stem]["images"] = rep["images"]
+    return out
+
+
+def ablation(stages: dict, sc: dict) -> dict:
+    """The fine-tuning variants at equal budget, and which one won on validation PSNR."""
+    gan = stages.get("colorlib_gan")
+    variants = {"colorlib_gan": "lr_G 2e-4 (default), last epoch",
+                "gan_lowlr": f"lr_G {LOWLR:g}, last epoch"}
+    best = None
+    if gan and gan["epoch_log"]:
+        with_val = [e for e in gan["epoch_log"] if "val_l1" in e]
+        if with_val:
+            best = min(with_val, key=lambda e: e["val_l1"])["epoch"]
+            variants["gan_best_epoch"] = (f"lr_G 2e-4, epoch {best} of {len(gan['epoch_log'])}, "
+                                          "chosen by validation L1")
+            if f"colorlib_gan_e{best}" in sc:
+                sc["gan_best_epoch"] = dict(sc[f"colorlib_gan_e{best}"])
+    scored = {k: sc[k]["psnr"] for k in variants if k in sc}
+    return {"variants": variants, "best_epoch": best,
+            "winner": max(scored, key=scored.get) if len(scored) == len(variants) else None,
+            "selection_note": "the validation L1 is measured on the first 16 of the 300 "
+                              "validation photos, which are also among those scored"}
+
+
+def targets(sc: dict, stages: dict) -> list[dict]:
+    rows = []
+
+    def add(name, value, threshold, met):
+        rows.append({"target": name, "value": None if value is None else round(value, 3),
+                     "threshold": threshold, "met": met})
+
+    grey, pre, gan = sc.get("greyscale"), sc.get("colorlib_pretrain"), sc.get("colorlib_gan")
+    if grey and pre:
+        d = pre["psnr"] - grey["psnr"]
+        add("L1 generator PSNR above greyscale (dB)", d, ">= 1.0", d >= 1.0)
+    if grey and gan:
+        d = gan["psnr"] - grey["psnr"]
+        add("final generator PSNR above greyscale (dB)", d, ">= 0.3", d >= 0.3)
+        add("final generator AuC above greyscale (points)", gan["auc"] - grey["auc"], "> 0",
+            gan["auc"] > grey["auc"])
+        add("final generator |ΔCF|", abs(gan["delta_colorfulness"]), "<= 5",
+            abs(gan["delta_colorfulness"]) <= 5)
+    if pre and gan:
+        add("near-grey pixels: final minus L1 generator (share)",
+            gan["grey_fraction"] - pre["grey_fraction"], "< 0",
+            gan["grey_fraction"] < pre["grey_fraction"])
+    seed = sc.get("seed_gan")
+    if seed and gan:
+        add("final vs seed final: PSNR (dB)", gan["psnr"] - seed["psnr"], "> 0",
+            gan["psnr"] > seed["psnr"])
+        add("final vs seed final: AuC (points)", gan["auc"] - seed["auc"], "> 0",
+            gan["auc"] > seed["auc"])
+        add("final vs seed final: |ΔCF| difference", abs(seed["delta_colorfulness"])
+            - abs(gan["delta_colorfulness"]), "> 0",
+            abs(gan["delta_colorfulness"]) < abs(seed["delta_colorfulness"]))
+    return rows
+
+
+def software() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "torchvision", "fastai", "kornia", "numpy", "scikit-image", "pillow"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def machine() -> dict:
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": None,
+            "note": "shared with other work while training; minutes are wall-clock"}
+
+
+def report(args) -> dict:
+    stages = {k: r for k in STAGE_CKPTS if (r := stage_record(args, k)) is not None}
+    sc = scores(args)
+    result = {
+        "schema": 1,
+        "status": "complete" if all(s["complete"] for s in stages.values())
+        and len(stages) == len(STAGE_CKPTS) and "seed_gan" in sc else "partial",
+        "written": time.strftime("%Y-%m-%d"),
+        "command": "python benchmarks/long_run.py run --out runs/long128",
+        "settings": {"train_photos": len(list((args.data / "train").glob("*.jpg"))),
+                     "val_photos": len(list((args.data / "val").glob("*.jpg"))),
+                     "size": args.size, "batch_size": args.batch_size, "seed": args.seed,
+                     "threads": args.threads, "precision": "bf16 autocast on the CPU (colorlib); "
+                     "fp32 (seed tutorial)", "encoder_weights": "none: random initialisation "
+                     "(ImageNet weights cannot be downloaded on this machine)"},
+        "machine": machine(), "software": software(),
+        "stages": stages, "scores": sc, "ablation": ablation(stages, sc),
+    }
+    result["targets"] = targets(sc, stages)
+    args.results.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    log(f"wrote {args.results} ({result['status']})")
+    return result
+
+
 def run(args) -> None:
     col, base, low = args.out / "colorlib", args.out / "baseline", args.out / "gan_lowlr"
     log(f"long run: {args.out}, {args.size} px, batch {args.batch_size}, {args.threads} threads")
@@ -219,7 +388,7 @@ def run(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("run", "evaluate"))
+    parser.add_argument("command", choices=("run", "evaluate", "report"))
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "long128")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--size", type=int, default=128)
@@ -236,8 +405,10 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.command == "run":
         run(args)
-    else:
+    elif args.command == "evaluate":
         evaluate_all(args)
+    else:
+        report(args)
 
 
 if __name__ == "__main__":

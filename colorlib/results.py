@@ -1,0 +1,94 @@
+"""The published results: one JSON file that every number quoted from a training run comes from.
+
+``benchmarks/long_run.py report`` writes ``colorlib/published_results.json``
+(package data, so a notebook in a fresh Colab VM can read it); the README,
+the notebooks' narration and ``figures/README.md`` quote from it, each
+quoted number followed by a marker naming its key, e.g.
+``24.26<!--q:scores.colorlib_pretrain.psnr-->``, and
+``tests/test_quoted_numbers.py`` fails when a quoted number and the file
+disagree. Taught in notebook 07 (evaluation) and shown in notebook 05
+(the fine-tuning ablation).
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+RESULTS_FILE = Path(__file__).with_name("published_results.json")
+
+# (metric key, column title, format, scale) in the order tables show them.
+SCORE_COLUMNS = (("psnr", "PSNR dB", "{:.2f}", 1), ("ssim", "SSIM", "{:.3f}", 1),
+                 ("auc", "AuC %", "{:.2f}", 1), ("colorfulness", "CF", "{:.1f}", 1),
+                 ("delta_colorfulness", "ΔCF", "{:+.1f}", 1),
+                 ("grey_fraction", "near-grey px %", "{:.1f}", 100))
+
+MODEL_LABELS = {
+    "greyscale": "greyscale (ab = 0)",
+    "colorlib_baseline": "pix2pix baseline (GAN + L1, from scratch)",
+    "colorlib_pretrain": "ResNet18 U-Net, L1 pretraining",
+    "colorlib_gan": "ResNet18 U-Net + GAN fine-tuning",
+    "gan_lowlr": "fine-tuning, generator lr / 4",
+    "gan_best_epoch": "fine-tuning, best epoch on validation",
+    "seed_pretrain": "seed tutorial, L1 pretraining",
+    "seed_gan": "seed tutorial, + GAN fine-tuning",
+}
+
+# A quoted number: digits (maybe signed, with thousands commas and decimals),
+# an optional unit, then the marker with its dotted key and optional scale.
+QUOTE = re.compile(r"([+-]?\d[\d,]*(?:\.\d+)?)\s*(?:%|dB|px|min|s)?\s*"
+                   r"<!--q:([A-Za-z0-9_.\-]+)(?:\*(\d+))?-->")
+
+
+class ResultsError(ValueError):
+    """The results file is missing, unreadable or lacks a requested key."""
+
+
+def load_results(path: str | Path | None = None) -> dict[str, Any]:
+    """The published results as a dict (see ``benchmarks/long_run.py`` for the layout)."""
+    path = Path(path) if path is not None else RESULTS_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no results file; `python benchmarks/long_run.py report` "
+                           "writes it from a finished run") from None
+    except (OSError, ValueError) as err:
+        raise ResultsError(f"{path}: unreadable results file ({err})") from None
+
+
+def lookup(results: dict, key: str) -> Any:
+    """``results["a"]["b"]`` for ``key="a.b"``; list items by index (``a.0.b``)."""
+    node: Any = results
+    for part in key.split("."):
+        try:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise ResultsError(f"results have no {key!r} (stopped at {part!r})") from None
+    return node
+
+
+def quoted_numbers(text: str) -> Iterator[tuple[str, str, int]]:
+    """Every ``(number as written, key, scale)`` marked in ``text``."""
+    for m in QUOTE.finditer(text):
+        yield m.group(1), m.group(2), int(m.group(3) or 1)
+
+
+def agrees(written: str, value: float, scale: int = 1) -> bool:
+    """Whether ``written`` is ``value * scale`` rounded to the decimals written."""
+    digits = written.replace(",", "")
+    decimals = len(digits.split(".")[1]) if "." in digits else 0
+    return f"{float(value) * scale:.{decimals}f}" == f"{float(digits):.{decimals}f}"
+
+
+def scores_table(results: dict | None = None, keys: Iterable[str] | None = None) -> str:
+    """A markdown table of the scores of ``keys`` (default: every scored model)."""
+    results = load_results() if results is None else results
+    scores = results["scores"]
+    keys = [k for k in (keys or scores) if k in scores]
+    head = "| model | " + " | ".join(c[1] for c in SCORE_COLUMNS) + " |"
+    lines = [head, "|---|" + "---|" * len(SCORE_COLUMNS)]
+    for key in keys:
+        cells = [fmt.format(scores[key][m] * scale) for m, _, fmt, scale in SCORE_COLUMNS]
+        lines.append(f"| {MODEL_LABELS.get(key, key)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
