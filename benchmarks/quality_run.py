@@ -1,65 +1,12 @@
 """Quality run: colorlib against the seed tutorial's pipeline, same photos, same wall clock.
 
-Trains, on the real photos in ``../shared/data/photos/train`` and at a
-reduced size on the CPU:
+    python benchmarks/quality_run.py all --out runs/photos64
+    python benchmarks/quality_run.py {colorlib,seed} --stage {pretrain,gan,baseline} --minutes M --out DIR
+    python benchmarks/quality_run.py evaluate --out DIR
 
-* colorlib: ResNet18 U-Net L1 pretraining, then GAN fine-tuning
-  (``colorlib.train.Trainer``, its cached uint8 Dataset and batched Lab);
-* the seed tutorial (``../shared/reference/seed_tutorial.py``): its
-  ``build_res_unet(pretrained=False)`` + ``pretrain_step``, then
-  ``MainModel(net_G=...).optimize()``, on its own ``ColorizationDataset``;
-* colorlib's pix2pix baseline (for the notebooks' stage table).
-
-The two ResNet18 U-Net pipelines run *at the same time*, one process and one
-torch thread each, with the same deadline per stage, so that whatever else
-the machine is doing slows both alike. Neither side has ImageNet weights
-(this machine is offline): both encoders start from the same random
-initialisation (same seed, same construction order).
-
-The seed's generators are exported into colorlib checkpoints (the
-architectures are identical fastai DynamicUnets), so ``colorlib evaluate``
-measures both on ``../shared/data/photos/val`` with the same code. The
-seed's own way of producing a picture (squash the photo to size x size,
-predict, convert back, and here upscale to the photo's size) is measured
-too, with the same metrics.
-
-Reproduce everything (about 35 minutes on 2 CPU cores), from the repo root::
-
-    nohup python benchmarks/quality_run.py all --out runs/photos64 > runs/photos64.log 2>&1 &
-
-or stage by stage (``all`` runs exactly these and logs them to
-``<out>/commands.txt``)::
-
-    python benchmarks/quality_run.py colorlib --stage pretrain --minutes 14 --threads 1 --out runs/photos64
-    python benchmarks/quality_run.py seed     --stage pretrain --minutes 14 --threads 1 --out runs/photos64
-    python benchmarks/quality_run.py colorlib --stage gan      --minutes 7  --threads 1 --out runs/photos64
-    python benchmarks/quality_run.py seed     --stage gan      --minutes 7  --threads 1 --out runs/photos64
-    python benchmarks/quality_run.py colorlib --stage baseline --minutes 7  --threads 2 --out runs/photos64
-    python benchmarks/quality_run.py evaluate --out runs/photos64
-
-(the pairs in each stage run side by side: ``all`` starts them together).
-How many steps fit in a deadline depends on the machine's load. Training on
-the CPU is reproducible (replayed losses match the logged ones to 5 digits),
-so a run's exact step counts (in ``<out>/logs/*.json``) can be replayed with
-``--steps N --minutes 1000``.
-The first run of 2026-11-22 (``runs/photos64``, 2 heavily shared cores)
-made 53/55 pretraining steps (colorlib/seed), 29/28 GAN steps and 145
-baseline steps. The run quoted in the README and notebook 07
-(``runs/photos64b``) used longer deadlines and reused that baseline::
-
-    O="--out runs/photos64b --data ../shared/data/photos --size 64 --batch-size 16 --threads 1"
-    python benchmarks/quality_run.py colorlib $O --stage pretrain --minutes 22 &
-    python benchmarks/quality_run.py seed     $O --stage pretrain --minutes 22 & wait
-    python benchmarks/quality_run.py colorlib $O --stage gan --minutes 14 &
-    python benchmarks/quality_run.py seed     $O --stage gan --minutes 14 & wait
-    python benchmarks/quality_run.py evaluate --out runs/photos64b --threads 2
-
-It made 273/258 pretraining steps and 164/153 GAN steps.
-
-Checkpoints: ``<out>/colorlib/{baseline,pretrain,gan}.pt`` and
-``<out>/seed/{pretrain,gan}.pt``; results: ``<out>/results.json`` and
-``<out>/results.md``. ``runs/`` is git-ignored: weights trained on the
-shared photos must never be committed or shipped.
+What it trains and compares, the exact commands of the published run and its step counts:
+``benchmarks/RESULTS.md``, section "Quality run". ``runs/`` is git-ignored: weights
+trained on the shared photos must never be committed or shipped.
 """
 from __future__ import annotations
 

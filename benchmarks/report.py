@@ -26,6 +26,17 @@ ORDER = ["data_pipeline", "data_pipeline_first_epoch", "lab_batch_conversion",
 TARGET_VARIANTS = ("", "_cpu_amp", "_amp")
 
 
+# RESULTS.md's hand-written part (how it is measured, other measurements, the quality run)
+# follows this line; a regenerated RESULTS.md keeps it as it is.
+KEEP_MARKER = "<!-- Written by hand: benchmarks/report.py keeps everything below this line. -->"
+
+
+def hand_written(md: Path | None) -> str:
+    """The hand-written tail of an existing RESULTS.md (just the marker if there is none)."""
+    text = md.read_text() if md is not None and md.is_file() else ""
+    return text[text.index(KEEP_MARKER):].rstrip() if KEEP_MARKER in text else KEEP_MARKER
+
+
 def target(name: str) -> float | None:
     for key, value in TARGETS.items():
         if any(name == key + suffix for suffix in TARGET_VARIANTS):
@@ -81,7 +92,7 @@ def repeats_table(results: dict, repeats: list[dict]) -> list[str]:
     return rows
 
 
-def markdown(results: dict, png: str, repeats: list[dict] = ()) -> str:
+def markdown(results: dict, png: str, repeats: list[dict] = (), tail: str = KEEP_MARKER) -> str:
     meta = results["meta"]
     m = meta["machine"]
     lines = [
@@ -119,68 +130,8 @@ def markdown(results: dict, png: str, repeats: list[dict] = ()) -> str:
     notes = [(k, v["note"]) for k, v in measures(results) if v.get("note")]
     if notes:
         lines += ["", "Notes:", ""] + [f"* `{k}`: {n}" for k, n in notes]
-    lines += ["", f"![ratios]({png})", "", METHOD.strip(), ""]
+    lines += ["", f"![ratios]({png})", "", tail, ""]
     return "\n".join(lines)
-
-
-METHOD = """
-## How it is measured
-
-* **Peers.** The seed tutorial's code as gathered in `../shared/reference/seed_tutorial.py`
-  (its Dataset with skimage `rgb2lab` per image, its `build_res_unet(pretrained=False)`,
-  `pretrain_step`, `MainModel.optimize()` and `lab_to_rgb`), against colorlib from this
-  repository. Neither has ImageNet weights; both networks are the same fastai DynamicUnet.
-* **Fairness.** The same photo list, batch size, loader worker processes, torch threads and
-  device for both. Every training and inference peer is built in a process of its own
-  (spawned), as each tutorial runs for its users, so a process-wide setting one peer makes
-  cannot help or slow the other; the data measures run in the parent, where neither peer
-  changes any setting. Every measure alternates the peers round by round after a warm-up,
-  so other programs on the machine slow both alike, and reports medians. The seed's loader
-  is timed from its first batch on, when its workers have already prefetched a few
-  batches: that favours the seed.
-* **What colorlib changes.** Data: each photo decoded once into memory (worker processes
-  in the first epoch), Lab conversion of whole batches (float32 numpy on the CPU, kornia
-  on a GPU) instead of skimage per image. Training: channels_last for the ResNet18 U-Net
-  and the PatchGAN, kept through the layers where `torch.cat` would silently fall back to
-  NCHW (the U-Net's last merge with the input photo, the PatchGAN's L+ab input), and a
-  fused Adam update. Inference: the same layout, 16 photos per network pass, numpy colour
-  conversions of the full-size photo. On the CPU, `Trainer` and `Colorizer` raise glibc's
-  malloc thresholds (`colorlib/memory.py`), so the large activations freed every step are
-  reused instead of being returned to the kernel and faulted in afresh.
-* **How much of the lead is the allocator.** The `*_vs_seed_malloc` rows time the seed in a
-  process with colorlib's malloc settings: what remains is colorlib's own code. They are
-  there to explain the lead, not as targets. The price of the settings is memory kept by
-  the process (the peak-memory column includes it; `COLORLIB_KEEP_FREED_MEMORY=0` turns
-  them off).
-* **bf16 on the CPU is opt-in.** `TrainConfig(cpu_amp=True)` / `colorlib train --cpu-amp`
-  and `Colorizer(amp=True)` / `colorlib colorize --amp` add bf16 autocast on CPUs with
-  native bf16 (AMX / AVX512-BF16; this Xeon has AMX), as CUDA runs do by default
-  (`*_cpu_amp` / `*_amp` rows). It stays off by default because it changes results
-  slightly: on a trained 64-px generator bf16 moves predicted a*b* by 0.15 Lab units on
-  average (a visible difference is about 2). On CPUs without native bf16 it does nothing.
-* **Correctness.** `tests/test_fast_path.py`: the fast colour path equals skimage's within
-  1e-5 (normalised units), cached batches equal uncached ones bitwise, and a seeded run's
-  loss curve on the fast path stays within 5% (fp32) / 20% (CPU bf16) of the loss's own
-  step-to-step noise of the straightforward path's curve. `tests/test_memory.py`: the
-  layout fixes leave the network's output unchanged, and freed blocks are reused.
-* **Noise.** A training round is one step, so single rounds move by up to 20% (the first
-  after the warm-up is usually the slowest); the fp32 medians of repeat runs agree within
-  about 15%. The bf16 peers move most (colorlib bf16 inference: 4.1-10.1 photos/s within
-  one run), so their medians differ by up to 2x between runs. Both runs listed were made
-  with the machine otherwise idle.
-* **The seed's inference figure depends on its neighbours.** With all four inference
-  processes alive (seed, seed + malloc settings, colorlib, colorlib bf16) the seed's own
-  path ran at 0.99-1.34 photos/s in six runs; timed beside colorlib alone it ran at 1.66
-  (colorlib 4.17, **2.5x**), beside colorlib's bf16 peer alone at 1.57, beside the
-  seed + malloc peer alone at 1.53. The cause was not found. Colorlib's figure does not
-  move (3.65-4.17), so read `inference_fullres` as 2.5-4x and the conservative
-  `inference_fullres_vs_seed_malloc` (about 2.2x) as the floor.
-* **Memory.** Largest increase of resident memory while a peer is built and warmed up (CPU:
-  the peer's process plus its workers' unshared memory; GPU: allocated memory).
-* **Not measured here:** GPUs (this machine has none). On a GPU run
-  `python benchmarks/run.py --device cuda --json results_gpu.json`; the training rows then
-  also report model FLOP utilisation.
-"""
 
 
 def main(argv=None) -> int:
@@ -193,7 +144,7 @@ def main(argv=None) -> int:
     results = json.loads(args.json.read_text())
     repeats = [json.loads(r.read_text()) for r in args.repeat]
     plot(results, args.png)
-    text = markdown(results, args.png.name, repeats)
+    text = markdown(results, args.png.name, repeats, hand_written(args.md))
     if args.md is not None:
         args.md.write_text(text)
     print(text)

@@ -1,42 +1,12 @@
 """Speed: colorlib against the seed tutorial's pipeline, same images, same machine, one run.
 
-    python benchmarks/run.py [--quick] [--device D] [--workers W] [--threads T] --json FILE
+    python benchmarks/run.py [--quick] [--device D] [--workers W] [--threads T] [--only ...] --json FILE
 
-Measures, for the seed peer (``../shared/reference/seed_tutorial.py``) and
-for colorlib, on the same photos (``../shared/data/photos/train`` when it
-is there, else the embedded tiny set), throughput in images per second
-(larger is better):
-
-* ``data_pipeline``: normalised L/ab batches of 16 at 256 px delivered on
-  the device, both with ``--workers`` loader processes. The seed decodes,
-  resizes and runs skimage's ``rgb2lab`` per image in its workers, every
-  epoch; colorlib decodes each photo once and converts whole batches
-  (numpy on the CPU, kornia on a GPU). ``data_pipeline`` is an epoch after
-  the first; ``data_pipeline_first_epoch`` includes colorlib's one decode.
-* ``pretrain_step``: one ResNet18 U-Net L1 step at batch 16, data included
-  (256 px on a GPU, 128 px on the CPU).
-* ``gan_step``: one GAN fine-tuning step (that generator + the PatchGAN).
-* ``inference_fullres``: photo files in, colorized files out. The seed's
-  own path (its Dataset at 256 px, a batch of 16 through the network, its
-  per-image skimage ``lab2rgb``, 256 x 256 PNGs); colorlib's
-  ``Colorizer.colorize_many`` (16 photos per network pass), writing
-  full-resolution PNGs.
-
-``*_cpu_amp`` / ``*_amp`` entries repeat a measure with colorlib's opt-in
-bf16 (only where the hardware does bf16 natively). Every measure
-alternates the peers (seed, colorlib, seed, colorlib, ...) after a warm-up
-and reports medians, so load from other programs hits both alike. The
-training and inference peers each live in a process of their own
-(:class:`PeerProcess`), as each tutorial runs for its users, so one
-peer's process-wide settings (colorlib's malloc thresholds on the CPU)
-do not touch the other. Peak memory is the largest increase of resident
-memory (CPU: the peer's process and its loader workers, sampled every
-20 ms; GPU: allocated memory) while a peer is built and warmed up. On a
-GPU the training steps also report model FLOP utilisation: FLOPs per
-step from ``torch.utils.flop_counter`` over the device's dense bf16 peak.
-
-``benchmarks/report.py`` turns the JSON into ``benchmarks/RESULTS.md`` and
-``benchmarks/results.png``.
+Measures (images or photos per second, seed and colorlib): ``lab_batch_conversion``,
+``data_pipeline`` (and ``_first_epoch``), ``pretrain_step``, ``gan_step``,
+``inference_fullres``; ``*_vs_seed_malloc`` against the seed given colorlib's malloc
+settings, ``*_cpu_amp`` / ``*_amp`` with colorlib's opt-in bf16. How they are measured,
+and the results: ``benchmarks/RESULTS.md`` (``benchmarks/report.py`` writes its tables).
 """
 from __future__ import annotations
 

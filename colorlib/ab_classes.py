@@ -73,6 +73,8 @@ def annealed_mean(probs: np.ndarray, centres: np.ndarray, T: float = ZHANG_T) ->
     blue"), T -> 0 the mode (the single most likely class); Zhang et al.
     use 0.38, which keeps most of the mode's vividness and some of the
     mean's smoothness.
+
+    Shown in notebook 04.
     """
     if T <= 0:
         raise ValueError(f"temperature must be > 0, got {T}")

@@ -4,6 +4,8 @@ Every failure a user can cause (a wrong path, an unreadable image, a
 checkpoint of another model, a full disk) ends in one line on stderr that
 names the file or argument, and a non-zero exit; ``--debug`` shows the
 Python traceback for bug reports.
+
+Used in notebook 06; every command is described in the README.
 """
 from __future__ import annotations
 

@@ -8,11 +8,13 @@ photo is much larger than the training size), keeps the resized uint8 pixels
 in memory (:class:`CachedLoader`: worker processes decode in the first
 epoch, later epochs are memory copies), and the training loop converts a
 whole batch to Lab in one vectorised call on the training device
-(:func:`prepare_batch`). On a 2-core CPU that delivers 256-px batches about
-5x faster than the tutorial's loader (``benchmarks/RESULTS.md``). The Dataset
+(:func:`prepare_batch`). On a 2-core CPU that delivers 256-px batches
+several times faster than the tutorial's loader (``benchmarks/RESULTS.md``). The Dataset
 can still yield normalised L and ab itself (``lab=True``), for teaching and
 for code that wants the classic interface; both paths use the same
 conversion function.
+
+Taught in notebook 02.
 """
 from __future__ import annotations
 
@@ -82,7 +84,10 @@ def find_images(folder: str | Path, exclude: Sequence[str | Path] = ()) -> list[
 
 
 def split_paths(paths: Sequence[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
-    """Seeded, reproducible train/val split: the same seed gives the same split."""
+    """Seeded, reproducible train/val split: the same seed gives the same split.
+
+    Shown in notebook 02.
+    """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(paths))
@@ -268,7 +273,10 @@ def coco_sample_paths(seed: int = 123, cache: Sequence[str | os.PathLike] | None
 
 
 def resolve_source(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
-    """Turn ``cfg.source`` into (train paths, val paths)."""
+    """Turn ``cfg.source`` into (train paths, val paths).
+
+    Shown in notebook 02.
+    """
     if cfg.source == "tiny":
         from .tiny import build_tiny_set
 
@@ -318,6 +326,8 @@ class ColorizationDataset(Dataset):
     process, so the error (path and reason as fields; it pickles) reaches
     the main process intact; :func:`collate` gathers them into
     ``batch["errors"]``.
+
+    Shown in notebook 02.
     """
 
     def __init__(self, paths: Sequence[str | Path], size: int = 256, lab: bool = True,
@@ -515,9 +525,9 @@ class CachedLoader:
 def _stack(items: list[dict]) -> dict:
     """:func:`collate`, with the uint8 pixels stacked by numpy.
 
-    Same result; numpy copies a 3 MB batch in well under a millisecond on
-    one thread, where a multi-threaded torch copy can stall for 100 ms when
-    other programs keep the CPU cores busy (measured on a shared 2-core VM).
+    Same result; numpy copies a batch on one thread, where a multi-threaded
+    torch copy can stall when other programs keep the CPU cores busy
+    (``benchmarks/RESULTS.md``, "Other measurements").
     """
     if not all(set(it) <= {"rgb", "error"} for it in items):
         return collate(items)
@@ -553,6 +563,8 @@ def make_loader(dataset: Dataset, batch_size: int, train: bool, seed: int = 0,
     its own ``torch.Generator`` so that creating an iterator does not consume
     the global random state (which dropout uses), keeping a resumed run
     bitwise identical to an uninterrupted one on the CPU.
+
+    Shown in notebook 02.
     """
     sampler = EpochSampler(len(dataset), shuffle=train, seed=seed, rank=rank, world=world)
     drop_last = train and len(dataset) // world >= batch_size
@@ -584,6 +596,8 @@ def random_hflip(tensors: Sequence[torch.Tensor], generator: torch.Generator,
     share, so the flips match a single-process run over the same batch.
     The flip is a ``torch.where``, not boolean indexing, so a GPU batch
     never makes the CPU wait.
+
+    Shown in notebook 02.
     """
     n = tensors[0].shape[0]
     flip = (torch.rand(n * world, generator=generator) < 0.5)[rank::world]
@@ -609,6 +623,8 @@ def prepare_batch(batch: dict, device: torch.device | str, augment: bool = False
     Bad files named in ``batch["errors"]`` are warned about (``on_error="skip"``)
     or raised as :class:`ImageReadError` (``"raise"``). Returns None if no
     good image is left in the batch.
+
+    Shown in notebook 02.
     """
     for error in batch.get("errors", []):
         if on_error == "raise":

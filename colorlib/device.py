@@ -13,12 +13,13 @@ nowhere else:
   gradients); bf16 and fp32 train without (:class:`MixedPrecision`);
 * the **memory layout**: channels_last (NHWC) on GPUs, with bf16, and for
   the ResNet18 U-Net on the CPU; the pix2pix U-Net in fp32 on the CPU keeps
-  NCHW, which is as fast or faster for it (benchmarks/RESULTS.md);
+  NCHW, which is as fast or faster for it (``benchmarks/RESULTS.md``, "Other
+  measurements");
 * the process-wide **malloc settings** on the CPU (:mod:`colorlib.memory`),
   applied by entry points (the CLI, ``train_stage``, the notebooks'
   settings), never by a constructor.
 
-Taught in notebook 03 (why mixed precision, why a scaler for fp16).
+Mentioned in notebook 03 (mixed precision on a GPU); not taught in detail.
 """
 from __future__ import annotations
 
@@ -154,8 +155,8 @@ class DevicePolicy:
         """``amp``: mixed precision on GPUs (default on); ``cpu_amp``: bf16 on CPUs that have it.
 
         channels_last: GPUs and bf16 CPU kernels (oneDNN) want NHWC. In fp32 on
-        a CPU it pays for the ResNet18 U-Net (1.2x per training step) but not
-        for the pix2pix U-Net (equal at 128 px, 20% slower at 32 px).
+        a CPU it pays for the ResNet18 U-Net but not for the pix2pix U-Net
+        (``benchmarks/RESULTS.md``, "Other measurements").
         """
         dev = resolve_device(device)
         dtype = autocast_dtype(dev, cpu_amp if dev.type == "cpu" else amp)
@@ -165,7 +166,7 @@ class DevicePolicy:
     @classmethod
     def for_inference(cls, device: str | torch.device | None = None,
                       amp: bool = False) -> "DevicePolicy":
-        """Inference runs channels_last everywhere (1.5-3x quicker per photo on a CPU at batch 1)."""
+        """Inference runs channels_last everywhere (quicker per photo also on a CPU at batch 1)."""
         dev = resolve_device(device)
         return cls(dev, autocast_dtype(dev, amp), channels_last=True)
 

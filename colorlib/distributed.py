@@ -16,6 +16,8 @@ same global batch; ``tests/test_ddp.py`` measures how much. (Also: every
 rank starts from the same random state, so the pix2pix U-Net's dropout, at
 64 px and above, draws the same masks on each rank's share of the batch.)
 Each rank keeps its own decoded copy of the training photos in memory.
+
+Not taught in a notebook; README, section Several GPUs.
 """
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ Files that cannot be read, and photos that cannot be scored (greyscale
 photos have no colour ground truth; a photo under 3 px on a side is too
 small for SSIM), are reported by name and left out of every average; the
 rest are still evaluated.
+
+Taught in notebook 07.
 """
 from __future__ import annotations
 
@@ -162,6 +164,8 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     greyscale, too small). One bad photo never stops the others. With
     ``histograms``, ``ab_histograms`` holds 2-D ab histograms
     (:func:`colorlib.metrics.ab_histogram`) of all outputs and all truths.
+
+    Shown in notebook 07.
     """
     from tqdm.auto import tqdm
 

@@ -2,6 +2,8 @@
 
 Each helper returns a matplotlib Figure, so a notebook displays it and a
 script saves it with :func:`save_figure`; nothing here calls ``plt.show``.
+
+Used by every notebook (01-07) to draw what it shows.
 """
 from __future__ import annotations
 
@@ -209,6 +211,8 @@ def save_comparison_gif(images: Sequence[np.ndarray], labels: Sequence[str], pat
     Side by side, two colourings of the same photo are compared across the
     page; flicking between them in place makes every change of hue jump out.
     All images must have the same size; they are shrunk to ``max_side``.
+
+    Shown in notebook 05.
     """
     from PIL import Image, ImageDraw, ImageFont
 

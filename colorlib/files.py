@@ -5,6 +5,8 @@ flushes it to the disk (``fsync``), gives it a normal file's mode and only
 then renames it over the target. A crash, a full disk or a killed process
 mid-write leaves the previous file exactly as it was; the next successful
 write removes temporary files such interruptions left behind.
+
+Not taught in a notebook (plumbing).
 """
 from __future__ import annotations
 

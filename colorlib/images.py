@@ -15,6 +15,8 @@ those it cannot (HEIC: ``pillow-heif``), skip hidden files and folders
 (macOS ``._*`` sidecars, ``.thumbnails``) quietly, and leave out files that
 colorlib itself wrote (recognised by the marker in their metadata), so
 outputs saved inside an input folder are never read back as photos.
+
+Used in notebooks 01 and 06; not taught in detail.
 """
 from __future__ import annotations
 

@@ -7,14 +7,14 @@ to the photo's own size, and pair it with the photo's full-resolution L.
 The output has exactly the input's size and all of its sharpness.
 
 Speed on a CPU: the colour conversions of the full-size photo use the
-float32 numpy path of :mod:`colorlib.lab` (about 5x quicker than skimage
-on a 1.5-megapixel photo), and the network runs in channels_last memory
-layout (measured 1.5-3x quicker per photo than the default layout for the
-ResNet18 U-Net at batch 1). ``amp=True`` adds mixed precision on GPUs (bf16,
-or fp16 on pre-Ampere GPUs such as the T4) and bf16 on CPUs with native bf16
-(AMX / AVX512-BF16): about 2x quicker again on such a CPU,
-changing predicted a*b* by 0.15 Lab units on average (99th percentile 0.7;
-a just-noticeable difference is about 2).
+float32 numpy path of :mod:`colorlib.lab` (quicker than skimage), and the
+network runs in channels_last memory layout (:mod:`colorlib.device`).
+``amp=True`` adds mixed precision on GPUs (bf16, or fp16 on pre-Ampere GPUs
+such as the T4) and bf16 on CPUs with native bf16 (AMX / AVX512-BF16),
+quicker again on such a CPU at the price of slightly different colours
+(``benchmarks/RESULTS.md``, "Other measurements", has the numbers).
+
+Taught in notebook 06.
 """
 from __future__ import annotations
 
@@ -102,6 +102,8 @@ def colorize(image, net: torch.nn.Module, size: int, amp: bool = False) -> np.nd
     Colour inputs are reduced to their lightness first, so a colour photo, a
     greyscale scan and a sepia print are all treated as black and white.
     ``amp``: bf16 for the network where the hardware has it (see the module notes).
+
+    Shown in notebook 06.
     """
     return colorize_batch([image], net, size, amp)[0]
 

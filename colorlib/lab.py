@@ -7,15 +7,16 @@ Two paths share one normalisation:
 * batches of tensors (``Bx3xHxW``): on a GPU through ``kornia.color``, so
   a whole batch is converted in one vectorised call on the device; on the
   CPU through the same formulas as skimage written out in float32 numpy
-  (:func:`fast_rgb_to_lab`), one image-sized chunk at a time. Measured on a
-  2-core Xeon for a 16 x 256 x 256 batch: kornia ~290 ms, skimage ~60 ms
-  (one call per image), this path ~10-15 ms (``benchmarks/RESULTS.md``); it
-  agrees with skimage to within 1e-5 in normalised units
-  (``tests/test_fast_path.py``).
+  (:func:`fast_rgb_to_lab`), one image-sized chunk at a time: quicker on a
+  CPU than both (``benchmarks/RESULTS.md``, ``lab_batch_conversion`` and
+  "Other measurements"); it agrees with skimage to within 1e-5 in
+  normalised units (``tests/test_fast_path.py``).
 
 The network sees ``L/50 - 1`` (so L in [0, 100] maps to [-1, 1]) and
 ``ab/110`` (the a and b channels of real sRGB colours stay within about
 +-110, so they land in [-1, 1] as well, matching the generator's tanh).
+
+Taught in notebook 01 (the batch conversion in notebook 02).
 """
 from __future__ import annotations
 
@@ -32,12 +33,18 @@ AB_SCALE = 110.0
 
 
 def normalize_l(L):
-    """Map lightness L in [0, 100] to the network's range [-1, 1]."""
+    """Map lightness L in [0, 100] to the network's range [-1, 1].
+
+    Shown in notebook 01.
+    """
     return L / L_SCALE - L_SHIFT
 
 
 def normalize_ab(ab):
-    """Map a*b* (about +-110 for sRGB colours) to about [-1, 1]."""
+    """Map a*b* (about +-110 for sRGB colours) to about [-1, 1].
+
+    Shown in notebook 01.
+    """
     return ab / AB_SCALE
 
 
@@ -68,6 +75,8 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
     L is in [0, 100]; a and b are unbounded in principle but stay within
     about +-110 for colours an sRGB image can hold.
+
+    Shown in notebook 01.
     """
     return skcolor.rgb2lab(_as_float_rgb(rgb)).astype(np.float32)
 
@@ -78,6 +87,8 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     Lab values a network predicts need not be inside the sRGB gamut; such
     colours are clipped to the nearest displayable value rather than
     wrapping around or producing NaNs.
+
+    Shown in notebook 01.
     """
     lab = np.asarray(lab, dtype=np.float64)
     with warnings.catch_warnings():
@@ -89,7 +100,10 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
 
 
 def split_lab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """RGB image -> (normalised L as 1xHxW, normalised ab as 2xHxW), float32."""
+    """RGB image -> (normalised L as 1xHxW, normalised ab as 2xHxW), float32.
+
+    Shown in notebook 01.
+    """
     lab = rgb_to_lab(rgb)
     L = normalize_l(lab[..., :1]).transpose(2, 0, 1)
     ab = normalize_ab(lab[..., 1:]).transpose(2, 0, 1)
@@ -124,6 +138,8 @@ def mean_chroma(ab) -> float:
     A model that hedges between plausible colours predicts ab near 0, i.e.
     greys and browns; comparing this number with the ground truth's shows
     how much it hedges.
+
+    Shown in notebook 03.
     """
     return float(pixel_chroma(ab).mean())
 
@@ -234,6 +250,8 @@ def in_srgb_gamut(lab: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
     ``lab`` is any array whose last axis holds (L 0-100, a, b). The colour is
     converted to linear RGB without clipping; it is displayable when all of
     R, G and B lie in [0, 1] (``tolerance`` absorbs rounding at the border).
+
+    Shown in notebook 01.
     """
     lab = np.asarray(lab, dtype=np.float64)
     fy = (lab[..., 0] + 16.0) / 116.0
@@ -333,7 +351,9 @@ def rgb_to_lab_tensor(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     Runs wherever ``rgb`` lives, so the Lab conversion can happen on the GPU
     after the loader has shipped compact uint8 pixels. On the CPU it takes
-    the numpy path above (about 10x quicker there than kornia).
+    the numpy path above (quicker there than kornia).
+
+    Shown in notebook 02.
     """
     if rgb.device.type == "cpu":
         if rgb.dtype != torch.uint8:

@@ -32,6 +32,8 @@ class GANLoss(nn.Module):
     beyond the margin of 1 on the correct side stops pulling on D; G
     minimises -s, raising D's score of its colours. Because G's loss is not
     D's "real" loss, G's call passes ``for_discriminator=False``.
+
+    Shown in notebook 03.
     """
 
     def __init__(self, mode: str = "vanilla", real_label: float = 1.0, fake_label: float = 0.0):
@@ -66,5 +68,8 @@ def l1_loss(pred_ab: torch.Tensor, true_ab: torch.Tensor) -> torch.Tensor:
 
 
 def l1_term(pred_ab: torch.Tensor, true_ab: torch.Tensor, lam: float = LAMBDA_L1) -> torch.Tensor:
-    """lambda * mean |pred - true| over all ab values: pix2pix's L1 term."""
+    """lambda * mean |pred - true| over all ab values: pix2pix's L1 term.
+
+    Shown in notebook 03.
+    """
     return lam * l1_loss(pred_ab, true_ab)

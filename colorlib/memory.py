@@ -4,19 +4,21 @@ A training step on the CPU allocates and frees the same large activation
 tensors every step (the ResNet18 U-Net's last block alone holds several
 of 16 x 97 x 128 x 128 floats, about 100 MB each). glibc serves blocks
 above its mmap threshold (never more than 32 MB unless set) straight from
-the kernel with ``mmap`` and hands them back on ``free``, so every step pays again for a page fault per 4 kB and for the
-kernel zeroing each fresh page. Raising glibc's mmap and trim thresholds
-makes malloc keep those pages and reuse them. Measured on a 2-core Xeon VM
-(``benchmarks/RESULTS.md``): a 128-px ResNet18 U-Net step went from 3.4
-to 5.3 images/s, and colorizing 16 photos of 3-17 megapixels from 8.3 to
-5.9 s.
+the kernel with ``mmap`` and hands them back on ``free``, so every step
+pays again for a page fault per 4 kB and for the kernel zeroing each fresh
+page. Raising glibc's mmap and trim thresholds makes malloc keep those
+pages and reuse them: CPU training and colorizing get markedly faster
+(``benchmarks/RESULTS.md``, the ``*_vs_seed_malloc`` rows and "Other
+measurements").
 
 The price: the process keeps the memory of its largest step until it
-exits, and the heap settles a little larger (peak memory of that training
-step 1.5 -> 2.0 GB; of the 16 large photos +5%). Set
+exits, and the heap settles a little larger (also in RESULTS.md). Set
 ``COLORLIB_KEEP_FREED_MEMORY=0`` to leave malloc alone. The settings are
-process-wide and stay in force; :class:`~colorlib.train.Trainer` and
-:class:`~colorlib.inference.Colorizer` apply them when they run on the CPU.
+process-wide and stay in force, so only entry points apply them
+(:meth:`colorlib.device.DevicePolicy.prepare_process`, called by the CLI,
+``train_stage`` and the notebooks' settings), never a constructor.
+
+Not taught in a notebook; README, section Speed.
 """
 from __future__ import annotations
 

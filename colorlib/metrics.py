@@ -18,6 +18,8 @@ No single number says it, so we report several, each answering one question:
 
 PSNR and SSIM come from scikit-image (``skimage.metrics``), not our own code.
 Every function takes one image; :mod:`colorlib.evaluate` averages over a folder.
+
+Taught in notebook 07.
 """
 from __future__ import annotations
 
@@ -97,6 +99,8 @@ def auc(pred_ab: np.ndarray, true_ab: np.ndarray, max_threshold: float = AUC_MAX
 
     Trapezoidal rule, normalised by the threshold range: 100 when every
     pixel is exact, 0 when every pixel is off by more than ``max_threshold``.
+
+    Shown in notebook 07.
     """
     t, share = ab_error_curve(pred_ab, true_ab, max_threshold, step)
     area = float(np.sum((share[1:] + share[:-1]) * np.diff(t)) / 2.0)
@@ -111,6 +115,8 @@ def colorfulness(rgb: np.ndarray) -> float:
     + 0.3 * sqrt(mean_rg² + mean_yb²). 0 for any grey image; in their survey
     ~15 reads as "slightly colourful", ~33 "moderately", ~59 "quite" and
     ~82 "highly colourful".
+
+    Shown in notebook 07.
     """
     rgb = as_float_rgb(rgb).astype(np.float64) * 255.0
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]

@@ -3,6 +3,8 @@
 Every model is described by a small :class:`ModelConfig`, which is what a
 checkpoint stores next to the weights, so a checkpoint can rebuild its own
 network and a mismatched one can be refused with a clear message.
+
+Taught in notebook 03 (pix2pix U-Net, PatchGAN) and notebook 04 (ResNet18 U-Net).
 """
 from __future__ import annotations
 
@@ -59,6 +61,8 @@ class UnetBlock(nn.Module):
     outer block wraps the previous one, and the outermost block maps to the
     output channels with tanh. Every non-outermost block concatenates its
     input to its output: that is the skip connection.
+
+    Shown in notebook 03.
     """
 
     def __init__(self, nf: int, ni: int, submodule: nn.Module | None = None,
@@ -92,6 +96,8 @@ class PixUnet(nn.Module):
 
     The innermost ``n_down - 4`` levels run at 8x the base width; all but the
     innermost of those carry dropout. The outer three levels widen 1x->2x->4x.
+
+    Shown in notebook 03.
     """
 
     def __init__(self, input_c: int = 1, output_c: int = 2, n_down: int = 8,
@@ -119,6 +125,8 @@ class PatchDiscriminator(nn.Module):
 
     First block without normalisation, last block without activation (the
     loss applies the sigmoid). At 256 px the output is a 30x30 grid of logits.
+
+    Shown in notebook 03.
     """
 
     def __init__(self, input_c: int = 3, num_filters: int = 64, n_down: int = 3):
@@ -149,6 +157,8 @@ def receptive_field(model: nn.Module) -> int:
 
     Walks the Conv2d layers in order: each adds ``(kernel - 1) * jump``, where
     ``jump`` is the product of the strides before it.
+
+    Shown in notebook 03.
     """
     field, jump = 1, 1
     for m in model.modules():
@@ -159,7 +169,10 @@ def receptive_field(model: nn.Module) -> int:
 
 
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
-    """pix2pix initialisation: conv weights ~ N(0, 0.02), BatchNorm ~ N(1, 0.02)."""
+    """pix2pix initialisation: conv weights ~ N(0, 0.02), BatchNorm ~ N(1, 0.02).
+
+    Shown in notebook 03.
+    """
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, gain)
@@ -190,6 +203,8 @@ def load_resnet18(weights: str | os.PathLike | None = "imagenet") -> nn.Module:
     ``"imagenet"``: torchvision's weights API (downloads when online, else
     reads ``$TORCH_HOME/hub/checkpoints``). A path: a state_dict file saved
     with ``torch.save(model.state_dict(), path)``. ``None``: random init.
+
+    Shown in notebook 04.
     """
     from torchvision.models import ResNet18_Weights, resnet18
 
@@ -245,6 +260,8 @@ def build_res_unet(size: int = 256, weights: str | os.PathLike | None = "imagene
     conv to ``n_in`` channels, it loads nothing.) With ``pretrained=True``
     fastai sums the RGB filters of the first conv into one L filter, which
     keeps what ImageNet taught about edges and textures.
+
+    Shown in notebook 04.
     """
     import warnings
 

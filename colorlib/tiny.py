@@ -8,6 +8,8 @@ and it lets every notebook cell and every test run end to end in seconds.
 
 Whole photos are held out for validation (not just crops of training
 photos), so "held-out" really means unseen scenes.
+
+Introduced in notebooks 01 and 02.
 """
 from __future__ import annotations
 

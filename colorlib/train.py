@@ -429,6 +429,8 @@ def train_stage(run: RunConfig, callbacks: Iterable[Callback] = (),
     trains on its share of every batch (``data.batch_size`` is the global
     batch, split evenly) with DistributedDataParallel; rank 0 alone logs,
     shows progress and writes the checkpoint (see :mod:`colorlib.distributed`).
+
+    Shown in notebook 03.
     """
     cfg, model_cfg, ckpt_path = run.train, run.model_config(), run.checkpoint
     if ckpt_path.exists() and not (run.resume or run.overwrite):

@@ -41,8 +41,19 @@ def test_greyscale_and_colour_inputs_give_the_same_result(small_net, real_photos
 def test_colorizer_loads_from_checkpoint(tmp_path, real_photos):
     trainer = Trainer.build(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
                             TrainConfig(stage="baseline"), device="cpu")
+    trainer.train_step(*_batch_of(real_photos))  # weights that differ from a fresh init
     ckpt = trainer.save(tmp_path / "baseline.pt")
     colorizer = Colorizer.load(ckpt)
     assert colorizer.config.size == 32
-    assert colorizer(real_photos[0][:50, :70]).shape == (50, 70, 3)
+    photo = real_photos[0][:50, :70]
+    expected = colorize(photo, trainer.net_G.eval(), size=32)  # the trained generator itself
+    np.testing.assert_allclose(colorizer(photo), expected, atol=1e-5)
     assert "colorlib" in colorizer.provenance and "baseline.pt" in colorizer.provenance
+
+
+def _batch_of(photos):
+    from colorlib.images import resize_rgb
+    from colorlib.lab import rgb_to_lab_tensor
+
+    rgb = np.stack([resize_rgb(p, 32) for p in photos[:4]])
+    return rgb_to_lab_tensor(torch.from_numpy(rgb).permute(0, 3, 1, 2))

@@ -48,7 +48,10 @@ def test_init_weights_normal_002():
     assert abs(conv.weight.mean().item()) < 0.001 and torch.all(conv.bias == 0)
     assert abs(bn.weight.mean().item() - 1.0) < 0.01 and torch.all(bn.bias == 0)
     disc = build_discriminator(ModelConfig(size=64, disc_filters=8))
-    assert isinstance(disc, PatchDiscriminator)
+    first = disc.model[0][0]  # sees L and ab together, with the configured width
+    assert (first.in_channels, first.out_channels) == (3, 8)
+    weights = torch.cat([m.weight.flatten() for m in disc.modules() if isinstance(m, nn.Conv2d)])
+    assert abs(weights.std().item() - 0.02) < 0.002  # initialised the pix2pix way, too
 
 
 @pytest.fixture(scope="module")
