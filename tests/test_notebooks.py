@@ -58,7 +58,7 @@ def test_starts_with_badges_and_setup_from_pyproject(notebook):
     assert "colab.research.google.com/github/" + URL.removeprefix("https://github.com/") \
         + f"/blob/main/{rel}" in badge.source
     assert f"kaggle.com/kernels/welcome?src={URL}/blob/main/{rel}" in badge.source
-    assert f"colorlib @ git+{URL}" in setup.source
+    assert f"colorlib[notebooks] @ git+{URL}" in setup.source  # ipywidgets too
     assert "google.colab" in setup.source and "KAGGLE_KERNEL_RUN_TYPE" in setup.source
     assert not sync.sync_notebook(path, URL, write=False), \
         f"{path.name}: first cells out of step; run python tools/sync_notebooks.py"

@@ -20,7 +20,8 @@ def _split(req: str) -> tuple[str, str]:
 
 def test_environment_yml_lists_exactly_the_pyproject_requirements():
     project = _pyproject()["project"]
-    wanted = dict(_split(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"])
+    extras = project["optional-dependencies"]
+    wanted = dict(_split(r) for r in project["dependencies"] + extras["notebooks"] + extras["dev"])
     wanted = {CONDA_NAMES.get(k, k): v for k, v in wanted.items()}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = dict(_split(d) for d in env["dependencies"] if isinstance(d, str)
@@ -34,6 +35,16 @@ def test_dependencies_have_lower_bounds_only():
     # Colab/Kaggle preinstall torch; an upper bound or a pin could make pip replace it.
     for req in _pyproject()["project"]["dependencies"]:
         assert ">=" in req and "<" not in req and "==" not in req, req
+
+
+def test_the_package_itself_does_not_need_the_notebooks_extra():
+    """ipywidgets is for notebook cells; the dev extra (tests run the notebooks) has it too."""
+    extras = _pyproject()["project"]["optional-dependencies"]
+    names = lambda reqs: {_split(r)[0] for r in reqs}  # noqa: E731
+    assert "ipywidgets" not in names(_pyproject()["project"]["dependencies"])
+    assert names(extras["notebooks"]) <= names(extras["dev"])
+    package = "\n".join(p.read_text() for p in (ROOT / "colorlib").glob("*.py"))
+    assert not re.search(r"^\s*(import|from) ipywidgets", package, re.M)
 
 
 def test_console_script_points_at_cli_main():

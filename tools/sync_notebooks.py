@@ -75,7 +75,7 @@ def setup_source(url: str) -> str:
         'if ("google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ) \\\n'
         '        and importlib.util.find_spec("colorlib") is None:  # not yet on this machine\n'
         "    subprocess.check_call([sys.executable, \"-m\", \"pip\", \"install\", \"-q\",\n"
-        f"                           \"colorlib @ git+{url}\"])\n"
+        f"                           \"colorlib[notebooks] @ git+{url}\"])\n"
         "\n"
         "import colorlib\n"
         'print("colorlib", colorlib.__version__)')
