@@ -55,9 +55,13 @@ def in_gamut_centres(grid: float = GRID, limit: float = LIMIT, lightness_steps: 
 
 def nearest_class(ab: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Index of the nearest centre for each (a, b) row of ``ab`` (n, 2)."""
-    ab = np.asarray(ab, dtype=np.float64).reshape(-1, 2)
-    d2 = ((ab[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-    return d2.argmin(axis=1)
+    ab = np.asarray(ab, dtype=np.float32).reshape(-1, 2)
+    centres = np.asarray(centres, dtype=np.float32)
+    out = np.empty(len(ab), dtype=np.int64)
+    for start in range(0, len(ab), 4096):  # in chunks: n x Q distances at once would be large
+        d2 = ((ab[start:start + 4096, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        out[start:start + 4096] = d2.argmin(axis=1)
+    return out
 
 
 def class_distribution(ab: np.ndarray, centres: np.ndarray) -> np.ndarray:

@@ -1,0 +1,218 @@
+"""What a full training run costs before you start it: time per epoch and disk per checkpoint.
+
+Three kinds of number, and each says which kind it is:
+
+* **FLOPs per training image** are *counted*: one training step of the real
+  networks runs on PyTorch's ``meta`` device (shapes only, no arithmetic,
+  so it takes a second even for 256-px images) under
+  :class:`torch.utils.flop_counter.FlopCounterMode`, which adds up the
+  multiply-adds of every convolution and matrix product, forward and
+  backward. Element-wise work (BatchNorm, activations, the optimiser) is
+  not counted; on a GPU it is limited by memory bandwidth, which is one
+  reason why the utilisation below is far from 100 %.
+* **Minutes per epoch on a CPU** are *derived from measured throughput*:
+  ``benchmarks/results.json`` holds images per second for a ResNet18 U-Net
+  L1 step and GAN step at 128 px (batch 16, two threads, float32, on the
+  2-core Xeon described in ``benchmarks/RESULTS.md``). For the full run's
+  256 px they are scaled by the ratio of counted FLOPs; the pix2pix
+  baseline was not benchmarked, so it gets the FLOP rate of the measured
+  GAN step.
+* **Minutes per epoch on a Colab T4** are *derived, not measured*: counted
+  FLOPs divided by an assumed share (:data:`T4_ASSUMED_UTILISATION`) of
+  the T4's published fp16 tensor-core peak (colorlib trains in float16 on
+  a T4, which has no fast bfloat16).
+* **Checkpoint sizes** are *measured*: a trainer of the full-run shape is
+  built, its optimiser state filled in, and the exact dictionary a
+  checkpoint holds is serialised with ``torch.save`` into a byte counter.
+"""
+from __future__ import annotations
+
+import functools
+import io
+from dataclasses import dataclass
+
+import torch
+
+# Published peak of an NVIDIA T4 (datasheet): 65 TFLOPS fp16 with fp32 accumulate on
+# its tensor cores, 8.1 TFLOPS in plain fp32.
+T4_PEAK_FP16_TFLOPS = 65.0
+# An assumption, not a measurement: convolution networks of this size in PyTorch mixed
+# precision typically keep a T4's tensor cores 15-40 % busy (memory-bound layers, small
+# channel counts at full resolution, kernel launches, a 70 W power limit).
+T4_ASSUMED_UTILISATION = 0.25
+T4_UTILISATION_RANGE = (0.15, 0.40)
+
+# Measured on a 2-core Intel Xeon VM, batch 16, 2 torch threads, float32, 128 px:
+# benchmarks/results.json ("pretrain_step" and "gan_step", colorlib column, medians),
+# run of 2026-11-22. tests/test_cost.py checks these against the file.
+CPU_MEASURED_IMAGES_PER_S = {"pretrain": 5.348, "gan": 4.256}
+CPU_MEASURED_SIZE = 128
+CPU_MEASURED_WHERE = "2-core Intel Xeon VM, 2 threads, fp32 (benchmarks/results.json)"
+
+# The full run of the series: the tutorial's 8,000 COCO training photos at 256 px.
+FULL_RUN_IMAGES = 8000
+FULL_RUN_SIZE = 256
+FULL_RUN_EPOCHS = {"baseline": 100, "pretrain": 20, "gan": 20}
+STAGE_TITLES = {"baseline": "pix2pix baseline (03)", "pretrain": "ResNet18 U-Net, L1 (04)",
+                "gan": "ResNet18 U-Net, GAN fine-tuning (05)"}
+
+
+def _networks(stage: str, size: int, num_filters: int, device: str | torch.device = "meta"):
+    """The stage's generator (and discriminator, if it has one) on ``device``."""
+    from .networks import ModelConfig, build_discriminator, build_generator
+    from .stages import get_stage
+
+    cfg = ModelConfig(arch=get_stage(stage).arch, size=size, num_filters=num_filters)
+    net_G = build_generator(cfg, None).to(device)
+    net_D = build_discriminator(cfg).to(device) if get_stage(stage).adversarial else None
+    return net_G, net_D
+
+
+@functools.lru_cache(maxsize=None)
+def training_flops_per_image(stage: str, size: int = FULL_RUN_SIZE, num_filters: int = 64) -> float:
+    """FLOPs (counted, forward + backward) of one training step, per image.
+
+    The step follows the training algorithm, :class:`colorlib.pix2pix.Pix2Pix`
+    (``tests/test_cost.py`` checks the count against its real step): L1
+    pretraining is one generator pass and its backward; a GAN step adds the
+    discriminator on a detached fake and on a real pair with a backward for
+    its own weights, then the discriminator (frozen) on the fake again with a
+    backward through it into the generator.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net_G, net_D = _networks(stage, size, num_filters)
+    L = torch.empty(1, 1, size, size, device="meta")
+    ab = torch.empty(1, 2, size, size, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        fake = net_G(L)
+        if net_D is None:
+            (fake - ab).abs().mean().backward()
+        else:
+            loss_D = net_D(torch.cat([L, fake.detach()], 1)).mean() \
+                + net_D(torch.cat([L, ab], 1)).mean()
+            loss_D.backward()
+            for p in net_D.parameters():
+                p.requires_grad_(False)
+            (net_D(torch.cat([L, fake], 1)).mean() + (fake - ab).abs().mean()).backward()
+    return float(counter.get_total_flops())
+
+
+class _ByteCounter(io.RawIOBase):
+    """A write-only file that keeps nothing but the number of bytes written."""
+
+    def __init__(self):
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        n = memoryview(data).nbytes
+        self.count += n
+        return n
+
+
+def serialised_bytes(payload: dict) -> int:
+    """How many bytes ``torch.save(payload, file)`` writes (nothing is kept in memory)."""
+    sink = _ByteCounter()
+    torch.save(payload, sink)
+    return sink.count
+
+
+def checkpoint_bytes(stage: str, size: int = FULL_RUN_SIZE, num_filters: int = 64) -> int:
+    """Size of a ``<stage>.pt`` checkpoint of this shape, measured by serialising one.
+
+    Weights, BatchNorm statistics and both Adam moments per weight (filled in
+    by one optimiser step with zero gradients, which leaves the weights as
+    they are). The loss history a real run adds is small next to this: about
+    0.3 kB per step.
+    """
+    from .checkpoint import FORMAT, FORMAT_VERSION
+    from .networks import ModelConfig
+    from .stages import get_stage
+    from .train import Trainer, TrainConfig
+
+    trainer = Trainer.build(ModelConfig(arch=get_stage(stage).arch, size=size, num_filters=num_filters),
+                            TrainConfig(stage=stage), device="cpu", weights=None)
+    model = trainer.model
+    for net, opt in ((model.net_G, model.opt_G), (model.net_D, model.opt_D)):
+        if net is not None:
+            for p in net.parameters():
+                p.grad = torch.zeros_like(p)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    return serialised_bytes({"format": FORMAT, "format_version": FORMAT_VERSION,
+                             **trainer.state_dict()})
+
+
+@dataclass
+class StageCost:
+    """The cost of one stage of the full run (see the module docstring for each kind)."""
+
+    stage: str
+    epochs: int
+    images_per_epoch: int
+    gflop_per_image: float  # counted
+    t4_minutes_per_epoch: float  # derived from FLOPs and an assumed T4 utilisation
+    t4_minutes_range: tuple[float, float]
+    cpu_minutes_per_epoch: float  # derived from measured CPU throughput
+    checkpoint_mb: float | None  # measured by serialising a checkpoint (None: not asked)
+
+    @property
+    def t4_hours_total(self) -> float:
+        return self.t4_minutes_per_epoch * self.epochs / 60
+
+    @property
+    def cpu_hours_total(self) -> float:
+        return self.cpu_minutes_per_epoch * self.epochs / 60
+
+
+def _minutes(images: int, flops_per_image: float, flops_per_second: float) -> float:
+    return images * flops_per_image / flops_per_second / 60
+
+
+def cpu_flop_rate(stage: str) -> float:
+    """FLOP/s the measured CPU benchmark achieved for ``stage`` (the GAN step's for baseline)."""
+    measured = stage if stage in CPU_MEASURED_IMAGES_PER_S else "gan"
+    return (CPU_MEASURED_IMAGES_PER_S[measured]
+            * training_flops_per_image(measured, CPU_MEASURED_SIZE))
+
+
+def stage_cost(stage: str, images: int = FULL_RUN_IMAGES, size: int = FULL_RUN_SIZE,
+               epochs: int | None = None, num_filters: int = 64,
+               measure_checkpoint: bool = True) -> StageCost:
+    """Minutes per epoch on a T4 and on the benchmark CPU, and the checkpoint's size."""
+    flops = training_flops_per_image(stage, size, num_filters)
+    t4 = T4_PEAK_FP16_TFLOPS * 1e12
+    lo, hi = T4_UTILISATION_RANGE
+    return StageCost(
+        stage=stage, epochs=FULL_RUN_EPOCHS[stage] if epochs is None else epochs,
+        images_per_epoch=images, gflop_per_image=flops / 1e9,
+        t4_minutes_per_epoch=_minutes(images, flops, t4 * T4_ASSUMED_UTILISATION),
+        t4_minutes_range=(_minutes(images, flops, t4 * hi), _minutes(images, flops, t4 * lo)),
+        cpu_minutes_per_epoch=_minutes(images, flops, cpu_flop_rate(stage)),
+        checkpoint_mb=(checkpoint_bytes(stage, size, num_filters) / 1e6
+                       if measure_checkpoint else None))
+
+
+def cost_table(costs: list[StageCost]) -> str:
+    """A markdown table of :func:`stage_cost` results, with a line on what each column is."""
+    rows = ["| stage | epochs | GFLOP per training image (counted) | T4 min/epoch (derived) "
+            "| CPU min/epoch (derived) | whole stage: T4 / CPU | checkpoint MB (measured) |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for c in costs:
+        lo, hi = c.t4_minutes_range
+        size = "" if c.checkpoint_mb is None else f"{c.checkpoint_mb:.0f}"
+        rows.append(f"| {STAGE_TITLES.get(c.stage, c.stage)} | {c.epochs} | {c.gflop_per_image:.0f} "
+                    f"| {c.t4_minutes_per_epoch:.1f} ({lo:.1f}-{hi:.1f}) "
+                    f"| {c.cpu_minutes_per_epoch:.0f} "
+                    f"| {c.t4_hours_total:.1f} h / {c.cpu_hours_total / 24:.1f} days | {size} |")
+    rows.append("")
+    rows.append(f"T4: counted FLOPs at {T4_ASSUMED_UTILISATION:.0%} (range "
+                f"{T4_UTILISATION_RANGE[0]:.0%}-{T4_UTILISATION_RANGE[1]:.0%}) of the published "
+                f"{T4_PEAK_FP16_TFLOPS:g} TFLOPS fp16 peak: an assumption, not a measurement. "
+                f"CPU: images/s measured at {CPU_MEASURED_SIZE} px on a {CPU_MEASURED_WHERE}, "
+                "scaled by counted FLOPs (the baseline at the GAN step's FLOP rate). "
+                "The first epoch also decodes every photo once.")
+    return "\n".join(rows)
