@@ -86,10 +86,17 @@ def rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(rng: dict[str, Any]) -> None:
-    """Put back what :func:`rng_state` saved (CUDA's part only where there is a GPU)."""
+    """Put back what :func:`rng_state` saved (CUDA's part only where there is a GPU).
+
+    The CUDA states are one per GPU of the machine that saved them. Each GPU
+    here gets its saved state; states of GPUs this machine does not have are
+    left unused (a checkpoint from Kaggle's two GPUs resumes on Colab's one),
+    and GPUs the saving machine did not have keep their own state.
+    """
     torch.set_rng_state(rng["torch"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        for index, state in enumerate(list(rng["cuda"])[:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, index)
 
 
 def _unreadable_reason(path: Path, err: Exception) -> str:

@@ -359,6 +359,15 @@ def rgb_to_lab_tensor(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if rgb.dtype != torch.uint8:
             rgb = rgb.float()
         return _lab_batch_numpy(rgb)
+    return kornia_rgb_to_lab(rgb)
+
+
+def kornia_rgb_to_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The GPU path of :func:`rgb_to_lab_tensor` (kornia), on any device.
+
+    Called directly only by tests, which check it against skimage on the
+    CPU (tests/test_gpu_paths.py) so it is right before a GPU ever runs it.
+    """
     import kornia.color
 
     if rgb.dtype == torch.uint8:
@@ -380,6 +389,12 @@ def lab_tensor_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 
         _run(work, _chunks(b, h * w))
         return torch.from_numpy(out).view(b, 3, h, w)
+    return kornia_lab_to_rgb(L, ab)
+
+
+def kornia_lab_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """The GPU path of :func:`lab_tensor_to_rgb` (kornia), on any device (see above)."""
     import kornia.color
 
+    lab = torch.cat([denormalize_l(L.float()), denormalize_ab(ab.float())], dim=1)
     return kornia.color.lab_to_rgb(lab, clip=True)

@@ -14,7 +14,11 @@ Three layers, each in its own place:
 :meth:`Trainer.state_dict` is everything needed to continue a run
 bit-for-bit on the CPU, and :meth:`Trainer.fit` saves it atomically at every
 epoch end (and every ``save_every`` steps), so a lost Colab session costs at
-most the steps since the last save. Taught in notebooks 03-05.
+most the steps since the last save. On a GPU the same state comes back
+(weights, optimiser moments, the fp16 loss scale, the CPU and CUDA random
+states), but cuDNN picks kernels whose floating-point sums have no fixed
+order, so a resumed GPU run matches an uninterrupted one to rounding, not
+bit for bit (tests/test_gpu_paths.py). Taught in notebooks 03-05.
 """
 from __future__ import annotations
 
