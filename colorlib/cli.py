@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import warnings
@@ -116,13 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     col = sub.add_parser("colorize", help="colorize images at full resolution",
                          description="Colorize each IMAGE with a checkpoint and write "
-                         "<out>/<stem>.png at the input's full resolution.")
+                         "<out>/<stem>.png at the input's full resolution; a folder's photos "
+                         "keep their subfolders (<out>/<subfolder>/<stem>.png). Inputs are "
+                         "never replaced, nor any file colorlib did not write.")
     col.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files or folders")
     col.add_argument("--checkpoint", type=Path, required=True, help="a colorlib checkpoint (.pt)")
     col.add_argument("--out", type=Path, required=True, help="output folder")
-    col.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    again = col.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace outputs an earlier colorlib run wrote (never other files)")
+    again.add_argument("--skip-existing", action="store_true",
+                       help="leave photos whose output already exists, do the rest")
     col.add_argument("--format", choices=("png", "jpg"), default="png", help="output format")
     col.add_argument("--device", default=None)
+    col.add_argument("--batch-size", type=_positive_int, default=16,
+                     help="photos per network pass (default 16; fewer when they are huge)")
+    _model_flags(col)
     col.add_argument("--amp", action="store_true",
                      help="bf16 on GPUs and on CPUs with native bf16 (AMX / AVX512-BF16): about "
                      "2.5x faster there; colours differ from fp32 by 0.15 Lab units on average")
@@ -140,10 +150,44 @@ def build_parser() -> argparse.ArgumentParser:
                     help="shrink photos so the longer side is at most N px (default: full size)")
     ev.add_argument("--device", default=None)
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _model_flags(ev)
     for command in sub.choices.values():  # `colorlib train ... --debug` works, too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show Python tracebacks on errors")
     return parser
+
+
+def _megapixels(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of megapixels, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of megapixels > 0, got {text}")
+    return value
+
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags of the commands that read photos with a trained generator (colorize, evaluate)."""
+    parser.add_argument("--max-megapixels", type=_megapixels, default=None,
+                        help="refuse photos larger than this (default 250, or "
+                        "$COLORLIB_MAX_MEGAPIXELS): colorlib's decompression-bomb guard")
+    parser.add_argument("--arch", choices=("resnet18_unet", "pix2pix_unet"), default=None,
+                        help="only for a plain generator state_dict (weights saved without "
+                        "colorlib's settings, as other tutorials do): the generator it holds")
+    parser.add_argument("--model-size", type=_size, default=256,
+                        help="with --arch: the size it was trained at (default 256)")
+
+
+def _max_pixels(args) -> int | None:
+    return None if args.max_megapixels is None else int(args.max_megapixels * 1_000_000)
+
+
+def _load_colorizer(args):
+    from .inference import Colorizer
+
+    return Colorizer.load(args.checkpoint, device=args.device, amp=getattr(args, "amp", False),
+                          arch=args.arch, size=args.model_size)
 
 
 # ----------------------------------------------------------------- commands
@@ -170,7 +214,7 @@ def cmd_train(args) -> int:
         overwrite=args.overwrite, device=args.device, weights=args.weights,
         num_filters=args.filters, val_image_dir=args.checkpoint_dir / "val_images",
         val_every=args.val_every, progress=not args.no_progress)
-    skipped: list[str] = []
+    skipped: list = []  # SkippedImageWarning: each names one file or a group of one kind
     with _one_line_image_warnings(skipped):
         result = train_stage(run)
     t = result.trainer
@@ -180,87 +224,83 @@ def cmd_train(args) -> int:
     losses = ", ".join(f"{k}={v:.4f}" for k, v in last.items() if k.startswith("loss"))
     print(f"{args.stage}: {t.epoch} epoch(s), {t.step} steps, {t.train_seconds:.1f} s"
           f"{'; last ' + losses if losses else ''}; saved {result.checkpoint}"
-          f"{f'; left out {len(skipped)} unreadable image(s), listed above' if skipped else ''}")
+          f"{f'; left out {sum(len(w.paths) for w in skipped)} unreadable image(s), listed above' if skipped else ''}")
     return EXIT_FAILED if skipped else 0
 
 
 @contextlib.contextmanager
-def _one_line_image_warnings(skipped: list[str]):
-    """Show each 'skipping unreadable image' warning as one plain line, once.
+def _one_line_image_warnings(skipped: list):
+    """Show each of colorlib's warnings for the user as one plain line, once.
 
     Training skips a broken file and goes on; the user still needs to hear
-    about it, without Python's warning boilerplate, and ``skipped`` tells the
-    caller to exit non-zero.
+    about it, without Python's warning boilerplate. Warnings are recognised
+    by their category (:class:`colorlib.images.ColorlibWarning`), never by
+    their text; those that mean something asked for was not done (``failed``,
+    e.g. an unreadable photo) are collected in ``skipped``, which tells the
+    caller to exit non-zero. Other warnings keep Python's usual format.
     """
+    from .images import ColorlibWarning
+
     show_other = warnings.showwarning
+    shown: set[str] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
-        text = str(message)
-        if not text.startswith("skipping unreadable image "):
+        if not issubclass(category, ColorlibWarning):
             return show_other(message, category, filename, lineno, file, line)
-        if text not in skipped:
-            skipped.append(text)
-            print(f"colorlib: warning: {text}", file=sys.stderr)
+        text = str(message)
+        if text in shown:
+            return
+        shown.add(text)
+        if getattr(message, "failed", False):
+            skipped.append(message)
+        print(f"colorlib: warning: {text}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
-        warnings.filterwarnings("always", message="skipping unreadable image ")
+        warnings.simplefilter("always", ColorlibWarning)
         yield skipped
-
-
-def _expand_images(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    from .images import is_image_file
-
-    files, problems = [], []
-    for p in paths:
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
-            if not found:
-                problems.append(f"{p}: folder contains no images")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            problems.append(f"{p}: no such file")
-    unique = {f.resolve(): f for f in reversed(files)}  # a file named twice is done once
-    return [f for f in files if unique[f.resolve()] is f], problems
 
 
 def cmd_colorize(args) -> int:
     from tqdm.auto import tqdm
 
     from .images import ImageReadError, save_rgb
-    from .inference import Colorizer
+    from .outputs import plan_colorize
 
-    files, problems = _expand_images(args.images)
-    colorizer = Colorizer.load(args.checkpoint, device=args.device, amp=args.amp)
+    plan = plan_colorize(args.images, args.out, args.format, overwrite=args.overwrite,
+                         skip_existing=args.skip_existing)
+    colorizer = _load_colorizer(args)
     _ensure_writable_dir(args.out, "--out")
-    written, claimed = 0, {}
-    for path in tqdm(files, desc="colorizing", disable=len(files) < 2):
-        target = args.out / f"{path.stem}.{args.format}"
-        if target in claimed:  # photo.jpg and photo.png both want photo.png
-            problems.append(f"{path}: output {target} is already taken by {claimed[target]} "
-                            "in this run; rename one of them")
-            continue
-        claimed[target] = path
-        if target.exists() and not args.overwrite:
-            problems.append(f"{path}: output {target} already exists (use --overwrite)")
-            continue
-        try:
-            save_rgb(colorizer(path), target, note=colorizer.provenance, overwrite=args.overwrite)
-            written += 1
-        except ImageReadError as err:
-            problems.append(str(err))
-        except OSError as err:
-            problems.append(f"{path}: cannot write {target} ({err.strerror or err})")
-        except Exception as err:  # noqa: BLE001 - one odd image must not stop the batch
-            if getattr(args, "debug", False):
-                raise
-            problems.append(f"{path}: {_describe(err)}")
+    for note in plan.notes:
+        print(f"colorlib: note: {note}", file=sys.stderr)
+    problems, written = list(plan.problems), 0
+    jobs = {job.source: job for job in plan.jobs}
+    results = colorizer.colorize_files(list(jobs), batch_size=args.batch_size,
+                                       max_pixels=_max_pixels(args))
+    try:
+        for source, result in tqdm(results, total=len(jobs), desc="colorizing",
+                                   disable=len(jobs) < 2):
+            job = jobs[source]
+            if isinstance(result, ImageReadError):
+                problems.append(str(result))
+                continue
+            try:
+                save_rgb(result, job.target, note=colorizer.provenance, overwrite=job.replace)
+                written += 1
+            except FileExistsError:  # appeared since the plan was made
+                problems.append(f"{source}: output {job.target} appeared during the run; kept it")
+            except OSError as err:
+                problems.append(f"{source}: cannot write {job.target} ({err.strerror or err})")
+    except KeyboardInterrupt:
+        print(f"colorlib: interrupted: {written} of {len(jobs)} image(s) were colorized into "
+              f"{args.out} before the stop, each file complete (files are written whole or "
+              "not at all); the others have no output yet (--skip-existing goes on from there)",
+              file=sys.stderr)
+        return 130
     for line in problems:
         print(f"colorlib: error: {line}", file=sys.stderr)
-    print(f"colorized {written} of {len(files) + sum('no such file' in p for p in problems)} "
-          f"image(s) into {args.out}")
+    done = f"; {len(plan.skipped)} already done, skipped" if plan.skipped else ""
+    print(f"colorized {written} of {plan.total} image(s) into {args.out}{done}")
     return EXIT_FAILED if problems else 0
 
 
@@ -289,20 +329,42 @@ def cmd_demo(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_paths, find_eval_images, format_table, write_json
 
+    if args.json is not None:  # found out now, not after an hour of evaluating
+        _ensure_writable_file(args.json, "--json")
     if args.data != "tiny" and not Path(args.data).exists():
         raise CLIError(f"--data: {args.data}: no such file or folder")
     paths = find_eval_images(args.data)
     report = evaluate_paths(paths, checkpoint=args.checkpoint, max_side=args.size,
-                            device=args.device, progress=not args.no_progress)
+                            device=args.device, progress=not args.no_progress,
+                            max_pixels=_max_pixels(args), arch=args.arch,
+                            model_size=args.model_size)
     for item in report["failed"]:
         print(f"colorlib: error: {item['file']}: {item['error']} (not counted)", file=sys.stderr)
+    for item in report["unusable"]:
+        print(f"colorlib: warning: {item['file']}: {item['error']} (not counted)",
+              file=sys.stderr)
     if not report["images"]:
-        raise CLIError(f"--data: {args.data}: none of {len(paths)} image(s) could be read")
+        grey = sum(item["kind"] == "greyscale" for item in report["unusable"])
+        if grey and grey == len(paths):
+            raise CLIError(f"--data: {args.data}: all {grey} photo(s) are greyscale, so there is "
+                           "no colour ground truth to score against; evaluate needs colour "
+                           "photos (colorize is the command for black-and-white ones)")
+        raise CLIError(f"--data: {args.data}: none of {len(paths)} image(s) could be read "
+                       "and scored (each is named above)")
     print(f"{args.checkpoint.name} on {args.data}:")
     print(format_table(report))
     if args.json is not None:
         print(f"report written to {write_json(report, args.json)}")
-    return EXIT_FAILED if report["failed"] else 0
+    return EXIT_FAILED if report["failed"] or report["unusable"] else 0
+
+
+def _ensure_writable_file(path: Path, flag: str) -> None:
+    """Check that ``path`` can be written (its folder writable, not a folder itself)."""
+    if path.is_dir():
+        raise CLIError(f"{flag}: {path} is a folder; give a file name, e.g. {path / 'report.json'}")
+    _ensure_writable_dir(path.parent, flag)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CLIError(f"{flag}: cannot write to {path} (permission denied)")
 
 
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "colorize": cmd_colorize,
@@ -320,7 +382,8 @@ def main(argv: list[str] | None = None) -> int:
             from .device import DevicePolicy
 
             DevicePolicy.for_inference(args.device).prepare_process()
-        return COMMANDS[args.command](args)
+        with _one_line_image_warnings([]):
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("colorlib: interrupted; the last saved checkpoint is kept", file=sys.stderr)
         return 130

@@ -2,11 +2,16 @@
 
 It is a smoke run of the whole method, offline on a laptop CPU in minutes,
 not a way to get good colours: the tiny set holds eight training photos.
+
+Everything it writes is listed in ``<out>/.colorlib-manifest.json`` as it is
+written; ``--overwrite`` removes exactly those files (if unchanged since)
+and never anything else in the folder.
+
+Not taught in a notebook; ``make demo`` in the README runs it.
 """
 from __future__ import annotations
 
 import platform
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -19,6 +24,7 @@ from .figures import plot_losses, plot_side_by_side, save_figure
 from .images import load_rgb, save_rgb
 from .inference import Colorizer
 from .networks import available_encoder_weights
+from .outputs import Manifest
 from .device import resolve_device
 from .stages import STAGES
 from .tiny import build_tiny_set
@@ -33,13 +39,11 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
     """Run the demo into ``out`` and return the path of its ``report.md``."""
     out = Path(out)
     ckpt_dir = out / "checkpoints"
-    if ckpt_dir.exists() and any(ckpt_dir.glob("*.pt")):
-        if not overwrite:
-            raise FileExistsError(f"{out}: holds an earlier demo; pass --overwrite or another --out")
-        shutil.rmtree(ckpt_dir)
     dev = resolve_device(device)
     t0 = time.perf_counter()
     tiny = build_tiny_set()
+    photos = sorted((tiny / "photos").glob("*.png"))
+    manifest = _make_room(out, demo_files(out, photos), overwrite)
     data = DataConfig(source="tiny", size=size, batch_size=batch_size)
     enc = available_encoder_weights(weights, log)
     rows, results = [], {}
@@ -56,29 +60,64 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
             warnings.simplefilter("ignore", UserWarning)
             res = train_stage(run, log=log)
         results[stage.name] = res
+        manifest.record(res.checkpoint)
         t = res.trainer
         fig = plot_losses(t.history, val_history=t.val_history, smooth=5,
                           title=f"{stage.title} (tiny set, {size} px, {t.step} steps)")
-        save_figure(fig, out / "figures" / f"losses_{stage.name}.png")
+        manifest.record(save_figure(fig, out / "figures" / f"losses_{stage.name}.png"))
         rows.append((stage.name, t.step, t.epoch, time.perf_counter() - start, t.history[-1],
                      t.val_history[-1]["val_l1"] if t.val_history else float("nan"), t.weights))
-    photos = sorted((tiny / "photos").glob("*.png"))
     colorizers = {s: Colorizer.load(r.checkpoint, device=str(dev)) for s, r in results.items()}
     for photo in photos:
         truth = load_rgb(photo)
         panels, titles = [truth.mean(axis=2).astype("uint8")], ["input (greyscale)"]
         for stage, colorizer in colorizers.items():
             rgb = colorizer(photo)
-            save_rgb(rgb, out / "colorized" / stage / f"{photo.stem}.png",
-                     note=colorizer.provenance, overwrite=True)
+            manifest.record(save_rgb(rgb, out / "colorized" / stage / f"{photo.stem}.png",
+                                     note=colorizer.provenance))
             panels.append(rgb)
             titles.append(stage)
         panels.append(truth)
         titles.append("ground truth")
-        save_figure(plot_side_by_side(panels, titles, figsize_per=3.2),
-                    out / "figures" / f"compare_{photo.stem}.png")
+        manifest.record(save_figure(plot_side_by_side(panels, titles, figsize_per=3.2),
+                                    out / "figures" / f"compare_{photo.stem}.png"))
     report = _write_report(out, rows, photos, size, batch_size, dev, time.perf_counter() - t0)
-    return report
+    return manifest.record(report)
+
+
+def demo_files(out: Path, photos: list[Path]) -> list[Path]:
+    """Every file the demo writes into ``out``."""
+    files = [out / "report.md"]
+    for stage in STAGES:
+        files += [out / "checkpoints" / f"{stage}.pt", out / "figures" / f"losses_{stage}.png"]
+        files += [out / "colorized" / stage / f"{p.stem}.png" for p in photos]
+    return files + [out / "figures" / f"compare_{p.stem}.png" for p in photos]
+
+
+def _make_room(out: Path, files: list[Path], overwrite: bool) -> Manifest:
+    """Clear an earlier demo's own files (``overwrite``), or refuse; a new, empty manifest.
+
+    Only files listed in the earlier demo's manifest, and unchanged since, are
+    removed. Anything else at a path the demo writes stops the demo before it
+    starts: it is someone's file, and it is kept.
+    """
+    earlier = Manifest.read(out, "demo")
+    if earlier is not None or any(f.exists() for f in files):
+        if not overwrite:
+            raise FileExistsError(
+                f"{out}: holds an earlier demo; choose another --out, or pass --overwrite to "
+                "replace that demo's own files (nothing else in the folder is touched)")
+        if earlier is not None:
+            earlier.remove_files()
+    in_the_way = [f for f in files if f.exists() or f.is_symlink()]
+    if in_the_way:
+        more = f" and {len(in_the_way) - 1} more" if len(in_the_way) > 1 else ""
+        raise FileExistsError(
+            f"{in_the_way[0]}{more}: not written by an earlier colorlib demo (or changed since), "
+            "so it is kept; choose another --out")
+    manifest = Manifest(out, "demo")
+    manifest.save()
+    return manifest
 
 
 def _write_report(out: Path, rows, photos, size, batch_size, dev, seconds) -> Path:

@@ -552,15 +552,14 @@ def save_rgb(rgb: np.ndarray, path, note: str | None = None, overwrite: bool = F
     """Save float [0, 1] or uint8 sRGB to ``path`` atomically, marked as colorlib's.
 
     The file embeds the sRGB ICC profile (the values are sRGB; a
-    colour-managed viewer then shows exactly what was computed) and a
-    Software field (a PNG text chunk, or EXIF for JPEG/WebP/TIFF):
-    ``colorlib (colorized)`` for a colorization (``colorized``; by default,
-    a file saved with a provenance ``note``), which :func:`is_colorlib_output`
-    reads back, else ``colorlib``. ``note`` goes into the description. An
-    existing file is kept unless ``overwrite`` is true.
+    colour-managed viewer then shows exactly what was computed). A
+    colorization (``colorized``; by default, a file saved with a provenance
+    ``note``) also gets the Software field ``colorlib (colorized)`` (a PNG
+    text chunk, or EXIF for JPEG/WebP/TIFF), which :func:`is_colorlib_output`
+    reads back; ``note`` goes into the description. An existing file is kept
+    unless ``overwrite`` is true.
     """
-    software = COLORIZED_MARKER if (note is not None if colorized is None else colorized) \
-        else SOFTWARE_MARKER
+    colorized = note is not None if colorized is None else colorized
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists")
@@ -573,25 +572,21 @@ def save_rgb(rgb: np.ndarray, path, note: str | None = None, overwrite: bool = F
         info = PngImagePlugin.PngInfo()
         if note:
             info.add_text("Description", note)
-        info.add_text("Software", software)
+        if colorized:
+            info.add_text("Software", COLORIZED_MARKER)
         kwargs["pnginfo"] = info
     elif ext in (".jpg", ".jpeg", ".webp", ".tif", ".tiff"):
         exif = Image.Exif()
         if note:
             exif[0x010E] = note  # ImageDescription
-        exif[0x0131] = software  # Software
+        if colorized:
+            exif[0x0131] = COLORIZED_MARKER  # Software
         kwargs["exif"] = exif.tobytes()
     if ext in (".jpg", ".jpeg"):
         kwargs["quality"] = 95
     fmt = Image.registered_extensions().get(ext)
     if fmt is None:
         raise ValueError(f"{path}: unsupported output extension {ext!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        img.save(tmp, format=fmt, **kwargs)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    from .files import atomic_write
+
+    return atomic_write(path, lambda f: img.save(f, format=fmt, **kwargs))

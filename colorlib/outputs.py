@@ -79,8 +79,9 @@ def plan_colorize(inputs: list[Path], out: Path, fmt: str = "png", overwrite: bo
         plan.total += 1
         resolved = target.resolve()
         if resolved in inputs_resolved:
-            plan.problems.append(f"{source}: output {target} would replace an input photo; "
-                                 "kept it (choose an --out outside the input folders)")
+            which = "the photo itself" if resolved == source.resolve() else "an input photo"
+            plan.problems.append(f"{source}: output {target} would replace {which}; kept it "
+                                 "(choose an --out outside the input folders)")
             continue
         if resolved in claimed:  # photo.jpg and photo.png both want photo.png
             plan.problems.append(f"{source}: output {target} is already taken by "

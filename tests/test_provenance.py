@@ -39,7 +39,7 @@ def test_colorize_writes_provenance_into_metadata(checkpoint, tiny_root, tmp_pat
     assert "Colorized automatically" in description
     assert f"colorlib {__version__}" in description
     assert "my_model.pt" in description  # the checkpoint's name
-    assert software == "colorlib"
+    assert software == "colorlib (colorized)"  # how a later scan knows it is not a photo
     assert description == Colorizer.load(checkpoint).provenance
 
 

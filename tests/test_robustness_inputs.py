@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from robust_helpers import (UNICODE_NAME, error_lines, gradient, make_broken_ima
 
 from colorlib.cli import main
 from colorlib.data import ColorizationDataset, collate, prepare_batch
-from colorlib.images import ImageReadError, load_rgb
+from colorlib.images import ImageReadError, ImageTooLargeError, SkippedImageWarning, load_rgb
 from colorlib.inference import Colorizer
 
 
@@ -83,13 +84,17 @@ def test_broken_files_raise_an_error_naming_file_and_reason(files, name):
     assert reasons[name] in message and "\n" not in message
 
 
-@pytest.mark.parametrize("limit", [1000, 2000])  # over 2x the limit (error) and over 1x (warning)
-def test_decompression_bomb_limit_is_an_error_with_advice(files, monkeypatch, limit):
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_pixel_limit_is_an_error_with_advice(files, monkeypatch, how):
     root, _, _, _ = files
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)  # grey.png has 3,072 pixels
-    with pytest.raises(ImageReadError, match="too large to decode safely .*3,072 pixels.*"
-                       "MAX_IMAGE_PIXELS"):
-        load_rgb(root / "odd" / "grey.png")
+    grey = root / "odd" / "grey.png"  # 3,072 pixels
+    if how == "environment":
+        monkeypatch.setenv("COLORLIB_MAX_MEGAPIXELS", "0.001")
+    with pytest.raises(ImageTooLargeError, match="too large to decode safely .*3,072 pixels.*"
+                       "--max-megapixels") as info:
+        load_rgb(grey, max_pixels=1000 if how == "argument" else None)
+    assert (info.value.pixels, info.value.limit, info.value.path) == (3072, 1000, str(grey))
+    assert load_rgb(grey, max_pixels=3072).shape == (48, 64, 3)  # at the limit: fine
 
 
 def test_missing_file_and_folder_are_read_errors(files):
@@ -110,7 +115,9 @@ def test_dataset_serves_odd_images_and_names_broken_ones(files):
         assert item["L"].shape == (1, 32, 32) and item["ab"].shape == (2, 32, 32)
         assert torch.isfinite(item["L"]).all() and torch.isfinite(item["ab"]).all()
     for item, name in zip(items[len(sizes):], reasons):
-        assert set(item) == {"error"} and name in item["error"] and reasons[name] in item["error"]
+        assert set(item) == {"error"} and isinstance(item["error"], ImageReadError)
+        assert item["error"].path == str(root / "broken" / name)  # a field, not a parsed string
+        assert reasons[name] in item["error"].reason
     # The loader path: a batch with broken files still yields its good images,
     # and warns once per broken file, naming it.
     rgb_ds = ColorizationDataset(paths, size=32, lab=False)
@@ -119,8 +126,8 @@ def test_dataset_serves_odd_images_and_names_broken_ones(files):
         warnings.simplefilter("always")
         L, ab = prepare_batch(batch, "cpu")
     assert L.shape == (len(sizes), 1, 32, 32) and ab.shape == (len(sizes), 2, 32, 32)
-    messages = [str(w.message) for w in caught if "unreadable" in str(w.message)]
-    assert sorted(m.split("/")[-1].split(":")[0] for m in messages) == sorted(reasons)
+    skipped = [w.message for w in caught if isinstance(w.message, SkippedImageWarning)]
+    assert sorted(Path(w.paths[0]).name for w in skipped) == sorted(reasons)
     with pytest.raises(ImageReadError, match="empty"):
         prepare_batch(collate([rgb_ds[len(sizes) + 1]]), "cpu", on_error="raise")
 
@@ -158,11 +165,11 @@ def test_cli_colorizes_a_mixed_batch_and_reports_each_broken_file(files, tmp_pat
     assert f"colorized {len(sizes)} of" in proc.stdout
 
 
-def test_cli_reports_a_decompression_bomb_under_a_low_limit(files, tmp_path, monkeypatch, capsys):
+def test_cli_reports_a_decompression_bomb_under_a_low_limit(files, tmp_path, capsys):
     root, _, _, ckpt = files
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     code = main(["colorize", str(root / "odd" / "grey.png"), str(root / "odd" / "tiny7x13.png"),
-                 "--checkpoint", str(ckpt), "--out", str(tmp_path / "out")])
+                 "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"),
+                 "--max-megapixels", "0.001"])
     lines = error_lines(capsys.readouterr().err)
     assert code == 1 and len(lines) == 1
     assert "grey.png: image is too large to decode safely" in lines[0]
@@ -175,15 +182,32 @@ def test_cli_keeps_existing_outputs_unless_overwrite(files, tmp_path, capsys):
     args = ["colorize", str(src), "--checkpoint", str(ckpt), "--out", str(out)]
     assert main(args) == 0
     target = out / "grey.png"
-    target.write_bytes(b"my own edit")
+    first = target.read_bytes()
     capsys.readouterr()
-    assert main(args) == 1
+    assert main(args) == 1  # an earlier output: kept, and only the safe flag is suggested
     (line,) = error_lines(capsys.readouterr().err)
-    assert line == (f"colorlib: error: {src}: output {target} already exists "
-                    "(use --overwrite)")
-    assert target.read_bytes() == b"my own edit"
-    assert main([*args, "--overwrite"]) == 0
+    assert line == (f"colorlib: error: {src}: output {target} already exists from an earlier "
+                    "run; kept it (--skip-existing goes on without it)")
+    assert main([*args, "--skip-existing"]) == 0
+    assert "0 of 1 image(s)" in capsys.readouterr().out and target.read_bytes() == first
+    target.write_bytes(b"")  # so a replacement shows
+    Image.fromarray(gradient(5, 5)).save(target, pnginfo=_marked())
+    assert main([*args, "--overwrite"]) == 0  # colorlib's own earlier output: replaced
     assert Image.open(target).size == (64, 48)
+    target.write_bytes(b"my own edit")  # the user's file now: never replaced
+    capsys.readouterr()
+    assert main([*args, "--overwrite"]) == 1
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "exists and was not written by colorlib; kept it" in line and "--overwrite" not in line
+    assert target.read_bytes() == b"my own edit"
+
+
+def _marked():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "colorlib (colorized)")
+    return info
 
 
 def test_cli_one_unwritable_output_does_not_stop_the_others(files, tmp_path, capsys):
@@ -337,10 +361,14 @@ def test_cli_evaluate_reports_broken_files_and_scores_the_rest(files, tmp_path, 
     code = main(["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--no-progress"])
     captured = capsys.readouterr()
     lines = error_lines(captured.err)
-    assert code == 1 and len(lines) == len(reasons)
+    grey = ("grey.png", "grey16.png")  # readable, but no colour to score against
+    assert code == 1 and len(lines) == len(reasons) + len(grey)
     for name in reasons:
-        assert sum(f"{data / name}:" in line for line in lines) == 1
-    assert f"{len(sizes)} image(s)" in captured.out
+        assert sum(line.startswith(f"colorlib: error: {data / name}:") for line in lines) == 1
+    for name in grey:
+        assert f"colorlib: warning: {data / name}: greyscale photo" in lines[-len(grey):][
+            grey.index(name)]
+    assert f"{len(sizes) - len(grey)} image(s)" in captured.out
     code = main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tmp_path / "nope")])
     (line,) = error_lines(capsys.readouterr().err)
     assert code == 2 and "nope" in line
