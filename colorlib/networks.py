@@ -70,6 +70,9 @@ class UnetBlock(nn.Module):
                  innermost: bool = False, outermost: bool = False):
         super().__init__()
         self.outermost = outermost
+        # False: the decoder gets zeros instead of this level's input (an experiment in
+        # notebook 03: what the skip connection carries). Shapes and weights stay the same.
+        self.skip = True
         input_c = nf if input_c is None else input_c
         down = nn.Conv2d(input_c, ni, kernel_size=4, stride=2, padding=1, bias=False)
         up_in = ni if innermost else ni * 2
@@ -88,7 +91,8 @@ class UnetBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.outermost:
             return self.model(x)
-        return torch.cat([x, self.model(x)], 1)
+        skip = x if self.skip else torch.zeros_like(x)
+        return torch.cat([skip, self.model(x)], 1)
 
 
 class PixUnet(nn.Module):

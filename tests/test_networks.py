@@ -112,3 +112,21 @@ def test_weight_file_errors_name_the_file(tmp_path, monkeypatch):
     torch.save({"fc.weight": torch.zeros(3)}, wrong)
     with pytest.raises(ValueError, match="wrong.pth"):
         load_resnet18(wrong)
+
+
+def test_a_unet_block_can_drop_its_skip_connection():
+    from colorlib.networks import PixUnet, UnetBlock
+
+    torch.manual_seed(0)
+    net = PixUnet(n_down=5, num_filters=8).eval()
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        with_skips = net(x)
+        for block in net.modules():
+            if isinstance(block, UnetBlock):
+                block.skip = False
+        without = net(x)
+    assert without.shape == with_skips.shape and not torch.allclose(without, with_skips)
+    inner = [m for m in net.modules() if isinstance(m, UnetBlock) and not m.outermost][0]
+    out = inner(torch.randn(1, inner.model[1].in_channels, 16, 16))
+    assert torch.count_nonzero(out[:, :inner.model[1].in_channels]) == 0  # zeros instead of the skip
