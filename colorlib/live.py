@@ -26,13 +26,16 @@ class LiveProgress(Callback):
     ``val_paths``: photos to colour at each report (the first ``max_images``),
     at training ``size``; none: lines only. ``folder``: also save each grid
     there as ``<stage>_<label>.png``. ``every_steps``: report every that many
-    steps too, besides every epoch end.
+    steps too, besides every epoch end. ``image_every``: show the photos at
+    every that many epochs only (a 100-epoch run need not show 100 grids);
+    step reports always show them.
     """
 
     def __init__(self, val_paths: Sequence = (), size: int = 256, every_steps: int | None = None,
-                 folder: str | Path | None = None, max_images: int = 6):
+                 folder: str | Path | None = None, max_images: int = 6, image_every: int = 1):
         self.val_paths = list(val_paths)[:max_images]
         self.size, self.every_steps, self.max_images = size, every_steps, max_images
+        self.image_every = max(1, image_every)
         self.folder = Path(folder) if folder is not None else None
         self._batch = None
         self._last_step: int | None = None
@@ -48,10 +51,11 @@ class LiveProgress(Callback):
 
     def on_epoch_end(self, trainer) -> None:
         records = [h for h in trainer.history if h["epoch"] == trainer.epoch - 1]
-        self.report(trainer, f"epoch {trainer.epoch}", records)
+        self.report(trainer, f"epoch {trainer.epoch}", records,
+                    images=trainer.epoch % self.image_every == 0)
 
     # --------------------------------------------------------------- report
-    def report(self, trainer, label: str, records: list[dict]) -> str:
+    def report(self, trainer, label: str, records: list[dict], images: bool = True) -> str:
         """Print one line for ``records`` (the steps since the last report) and show the photos."""
         self._last_step = trainer.step
         parts = [f"{label:>10} (step {trainer.step})"]
@@ -66,7 +70,7 @@ class LiveProgress(Callback):
         line = ", ".join(parts)
         print(line, flush=True)
         self.lines.append(line)
-        if self.val_paths:
+        if self.val_paths and images:
             self._show(trainer, label)
         return line
 
