@@ -10,8 +10,10 @@ A training checkpoint (``colorlib.train.Trainer.state_dict``) holds: ``stage``,
 ``model`` (the :class:`~colorlib.networks.ModelConfig`), ``train`` (the
 ``TrainConfig``), ``colorlib_version``, ``weights``, ``generator``,
 ``discriminator``, ``opt_G``, ``opt_D``, ``scaler``, ``epoch``,
-``batch_in_epoch``, ``step``, ``history``, ``val_history``, ``train_seconds``
-and ``rng``. Inference needs only ``model`` and ``generator``.
+``batch_in_epoch``, ``step``, ``history``, ``val_history``, ``train_seconds``,
+``rng`` and (since 0.1, for the resume check of :mod:`colorlib.runs`) ``run``:
+the data source, batch size and split seed. Inference needs only ``model``
+and ``generator``.
 Taught in notebook 03 (saving and resuming) and notebook 06 (loading).
 """
 from __future__ import annotations

@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue from <checkpoint-dir>/<stage>.pt if it exists")
     train.add_argument("--overwrite", action="store_true",
                        help="start again even though <checkpoint-dir>/<stage>.pt exists")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--seed", type=_seed, default=0,
+                       help="random seed, 0 to 4294967295 (default 0)")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: best available)")
     train.add_argument("--weights", default="imagenet",
                        help="ResNet18 encoder weights: imagenet, a state_dict file, or none")
@@ -151,10 +152,38 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None)
     ev.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _model_flags(ev)
+
     for command in sub.choices.values():  # `colorlib train ... --debug` works, too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show Python tracebacks on errors")
     return parser
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:  # numpy's seeds (the data split) are 32-bit, unsigned
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1}, got {value}")
+    return value
+
+
+def _check_encoder_weights(args) -> None:
+    """A stage that starts a ResNet18 encoder checks --weights now, not after loading data."""
+    from .networks import PretrainedWeightsUnavailable, load_resnet18
+    from .stages import get_stage
+
+    resuming = args.resume and (args.checkpoint_dir / f"{args.stage}.pt").exists()
+    if (get_stage(args.stage).arch != "resnet18_unet" or args.init is not None or resuming
+            or args.weights in (None, "none")):
+        return
+    try:
+        load_resnet18(args.weights)
+    except PretrainedWeightsUnavailable as err:
+        raise CLIError(f"--weights {args.weights}: {err}") from None
+    except (ValueError, FileNotFoundError) as err:
+        raise CLIError(f"--weights: {err}") from None
 
 
 def _megapixels(text: str) -> float:
@@ -204,6 +233,7 @@ def cmd_train(args) -> int:
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite contradict each other; pick one")
     _ensure_writable_dir(args.checkpoint_dir, "--checkpoint-dir")
+    _check_encoder_weights(args)
     run = RunConfig(
         TrainConfig(stage=args.stage, epochs=args.epochs, seed=args.seed, lr_g=args.lr_g,
                     gan_mode=args.gan_mode, cpu_amp=args.cpu_amp, max_steps=args.max_steps,
@@ -378,20 +408,38 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")  # a command line never needs a window
     try:
+        from .environment import check_environment
+
+        for note in check_environment():  # bad values raise, naming the variable
+            print(f"colorlib: warning: {note}", file=sys.stderr)
         if args.command != "train":  # train_stage does this for the device it trains on
             from .device import DevicePolicy
 
             DevicePolicy.for_inference(args.device).prepare_process()
         with _one_line_image_warnings([]):
             return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print("colorlib: interrupted; the last saved checkpoint is kept", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"colorlib: {_interrupted(args, err)}", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - the one place errors become messages
         if args.debug:
             raise
         print(f"colorlib: error: {_describe(err)}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _interrupted(args, err: KeyboardInterrupt) -> str:
+    """What a Ctrl-C left behind, truthfully, per command (colorize says it itself)."""
+    from .runs import TrainingInterrupted
+
+    if args.command == "demo":
+        return (f"demo interrupted; every file it wrote so far is listed in "
+                f"{args.out / '.colorlib-manifest.json'}")
+    if isinstance(err, TrainingInterrupted):
+        return str(err)
+    if args.command == "train":
+        return "interrupted; nothing was saved after the last checkpoint written (if any)"
+    return "interrupted; nothing was written"
 
 
 def _describe(err: Exception) -> str:

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_worker_info
 
-from .images import (ImageReadError, SkippedImageWarning, check_image, load_rgb, resize_rgb,
-                     scan_folder)
+from .images import (ColorlibWarning, ImageReadError, SkippedImageWarning, check_image, load_rgb,
+                     resize_rgb, scan_folder)
 from .lab import rgb_to_lab_tensor
 
 COCO_SAMPLE_SIZE = 10_000
@@ -315,6 +315,56 @@ def drop_unreadable(paths: Sequence[Path], on_error: str = "skip") -> list[Path]
     return good
 
 
+class GreyDataWarning(ColorlibWarning):
+    """(Nearly) all training photos are greyscale: there is no colour to learn from."""
+
+
+GREY_SAMPLE = 32  # photos looked at, spread evenly over the training set
+GREY_WARNING_SHARE = 0.9
+
+
+def grey_share(paths: Sequence[Path], sample: int = GREY_SAMPLE) -> tuple[int, int]:
+    """(greyscale photos, photos looked at) among ``sample`` photos spread over ``paths``.
+
+    Each is decoded small (JPEG draft mode) and shrunk to 64 px first, so
+    the look costs well under a second for most folders.
+    """
+    from PIL import Image
+
+    from .metrics import is_greyscale
+
+    n = len(paths)
+    picked = list(paths) if n <= sample else [paths[i * n // sample] for i in range(sample)]
+    grey = looked = 0
+    for path in picked:
+        try:
+            rgb = load_rgb(path, max_side=64)
+        except ImageReadError:
+            continue  # named elsewhere
+        img = Image.fromarray(rgb)
+        img.thumbnail((64, 64))
+        looked += 1
+        grey += is_greyscale(np.asarray(img))
+    return grey, looked
+
+
+def warn_if_mostly_grey(paths: Sequence[Path], source: str) -> float | None:
+    """Warn (:class:`GreyDataWarning`, naming the share) when the training photos are
+    (nearly) all greyscale; return the share of grey photos seen (None: none readable)."""
+    grey, looked = grey_share(paths)
+    if not looked:
+        return None
+    share = grey / looked
+    if share >= GREY_WARNING_SHARE:
+        which = "training photos" if looked == len(paths) else "training photos looked at"
+        warnings.warn(GreyDataWarning(
+            f"{source}: {grey} of {looked} {which} ({share:.0%}) are greyscale; a colorizer "
+            "learns colour only from colour photos, so this run can only learn to paint grey. "
+            "Train on colour photos (and colorize your black-and-white ones afterwards)"),
+            stacklevel=2)
+    return share
+
+
 # ------------------------------------------------------------------ dataset
 class ColorizationDataset(Dataset):
     """Photos resized to ``size`` x ``size``.
@@ -543,8 +593,11 @@ def cache_budget_bytes() -> int:
     Default: a third of this machine's RAM, at most 16 GB. COCO's 8,000
     training photos take 1.6 GB at 256 px.
     """
-    if os.environ.get("COLORLIB_CACHE_GB"):
-        return int(float(os.environ["COLORLIB_CACHE_GB"]) * 2**30)
+    from .environment import number
+
+    gb = number("COLORLIB_CACHE_GB")
+    if gb is not None:
+        return int(gb * 2**30)
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

@@ -25,6 +25,7 @@ from .images import load_rgb, save_rgb
 from .inference import Colorizer
 from .networks import available_encoder_weights
 from .outputs import Manifest
+from .runs import TrainingInterrupted
 from .device import resolve_device
 from .stages import STAGES
 from .tiny import build_tiny_set
@@ -58,7 +59,12 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
                         num_filters=32, overwrite=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            res = train_stage(run, log=log)
+            try:
+                res = train_stage(run, log=log)
+            except TrainingInterrupted as err:
+                if err.saved:  # the manifest lists it, so a later --overwrite may replace it
+                    manifest.record(err.checkpoint)
+                raise
         results[stage.name] = res
         manifest.record(res.checkpoint)
         t = res.trainer

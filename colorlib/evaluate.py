@@ -25,11 +25,9 @@ import numpy as np
 
 from .images import ImageReadError, is_image_file, load_rgb
 from .lab import lab_to_rgb, rgb_to_lab
-from .metrics import GREY_CHROMA, ab_histogram, image_metrics, mean_metrics
+from .metrics import (GREY_CHROMA, MIN_COLOUR_SHARE, ab_histogram, grey_fraction, image_metrics,
+                      mean_metrics)
 
-# A photo with fewer colour pixels than this (chroma >= GREY_CHROMA) is
-# greyscale: nothing to compare a colorization with.
-MIN_COLOUR_SHARE = 0.01
 MIN_SIDE = 3  # SSIM's smallest window
 
 
@@ -114,8 +112,7 @@ def check_scorable(path, true_lab: np.ndarray) -> None:
     if min(h, w) < MIN_SIDE:
         raise UnusablePhoto(path, f"too small to score ({w}x{h} px; SSIM needs at least "
                             f"{MIN_SIDE} px on each side)", kind="too_small")
-    chroma = np.hypot(true_lab[..., 1], true_lab[..., 2])
-    if (chroma >= GREY_CHROMA).mean() < MIN_COLOUR_SHARE:
+    if 1.0 - grey_fraction(true_lab[..., 1:]) < MIN_COLOUR_SHARE:  # as metrics.is_greyscale
         raise UnusablePhoto(path, "greyscale photo: there is no colour ground truth to "
                             "compare a colorization with", kind="greyscale")
 

@@ -308,17 +308,10 @@ def scan_folder(folder: str | os.PathLike, exclude: tuple = (),
 # ------------------------------------------------------------------ reading
 def max_pixels_setting() -> int:
     """colorlib's pixel limit: ``$COLORLIB_MAX_MEGAPIXELS`` if set, else :data:`MAX_PIXELS`."""
-    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not text:
-        return MAX_PIXELS
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{MAX_PIXELS_ENV}: expected a number of megapixels, got {text!r}") \
-            from None
-    if not value > 0:
-        raise ValueError(f"{MAX_PIXELS_ENV}: expected a number of megapixels > 0, got {text!r}")
-    return int(value * 1_000_000)
+    from .environment import number
+
+    value = number(MAX_PIXELS_ENV, strict=True)
+    return MAX_PIXELS if value is None else int(value * 1_000_000)
 
 
 _limit_lock = threading.RLock()

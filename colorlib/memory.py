@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import platform
 
 _M_TRIM_THRESHOLD = -1  # from glibc's <malloc.h>
@@ -45,7 +44,9 @@ def keep_freed_memory() -> bool:
 
 
 def _apply() -> bool:
-    if os.environ.get("COLORLIB_KEEP_FREED_MEMORY", "1").strip() in ("0", "false", "no"):
+    from .environment import flag
+
+    if not flag("COLORLIB_KEEP_FREED_MEMORY", default=True):
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False

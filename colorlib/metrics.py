@@ -138,6 +138,25 @@ def grey_fraction(ab: np.ndarray, threshold: float = GREY_CHROMA) -> float:
     return float((chroma(ab) < threshold).mean())
 
 
+# A photo with fewer coloured pixels than this is a greyscale photo: nothing
+# to learn colour from, and no colour ground truth to score against.
+MIN_COLOUR_SHARE = 0.01
+
+
+def is_greyscale(rgb: np.ndarray) -> bool:
+    """True for a greyscale photo (stored as RGB or not): under 1% of its pixels have colour.
+
+    JPEG noise in a scan saved as RGB stays below :data:`GREY_CHROMA`; a
+    sepia print does not (its tint is colour, if not much of it).
+    """
+    from .lab import rgb_to_lab
+
+    rgb = np.asarray(rgb)
+    if rgb.ndim == 2:
+        return True
+    return 1.0 - grey_fraction(rgb_to_lab(rgb)[..., 1:]) < MIN_COLOUR_SHARE
+
+
 def ab_histogram(ab: np.ndarray, bins: int = 44, limit: float = 110.0) -> np.ndarray:
     """2-D histogram (counts, ``bins`` x ``bins``, a along rows, b along columns) of ab."""
     ab = np.asarray(ab, np.float64).reshape(-1, 2)

@@ -221,19 +221,30 @@ def load_resnet18(weights: str | os.PathLike | None = "imagenet") -> nn.Module:
             raise PretrainedWeightsUnavailable(
                 f"ImageNet ResNet18 weights could not be downloaded ({err.__class__.__name__}) "
                 f"and are not cached at {resnet18_imagenet_file()}; put the file there, "
-                "pass a state_dict file, or use weights=None") from None
+                "give a ResNet18 weights file (--weights PATH), or train from a random "
+                "encoder (--weights none; expect duller colours)") from None
     path = Path(weights)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: ResNet18 weights file not found")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable state_dict file ({err})") from None
+    except Exception as err:  # noqa: BLE001 - torch's text may advise unsafe loading
+        from .checkpoint import _unreadable_reason
+
+        raise ValueError(f"{path}: not a ResNet18 weights file: "
+                         f"{_unreadable_reason(path, err)}") from None
+    if isinstance(state, dict) and state.get("format") == "colorlib-checkpoint":
+        raise ValueError(f"{path}: is a colorlib checkpoint (stage {state.get('stage')!r}), not "
+                         "ResNet18 encoder weights; to start from its generator, use "
+                         "--init (gan stage)")
     model = resnet18(weights=None)
     try:
         model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as err:
-        raise ValueError(f"{path}: does not hold ResNet18 weights ({str(err)[:200]})") from None
+    except (RuntimeError, TypeError, AttributeError):
+        fits = len(set(state) & set(model.state_dict())) if isinstance(state, dict) else 0
+        raise ValueError(f"{path}: does not hold ResNet18 weights ({fits} of the "
+                         f"{len(model.state_dict())} tensors a ResNet18 has are there by name)") \
+            from None
     return model
 
 

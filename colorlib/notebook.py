@@ -48,8 +48,11 @@ TINY_FILTERS = 32  # pix2pix U-Net width in the tiny setting (64 in the paper)
 STAGE_NOTEBOOK = {name: stage.notebook for name, stage in STAGES.items()}
 
 
-def _truthy(text: str | None) -> bool:
-    return (text or "").strip().lower() in ("1", "true", "yes", "on")
+def _truthy(text: str | None, name: str = "COLORLIB_TINY") -> bool:
+    """A yes/no setting; anything but 1/0, true/false, yes/no, on/off is an error naming it."""
+    from .environment import flag
+
+    return flag(name, {name: text or ""})
 
 
 def in_colab_or_kaggle() -> bool:
