@@ -10,6 +10,7 @@ short runs, such as the tiny setting, that never finish one).
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -39,12 +40,15 @@ class LiveProgress(Callback):
         self.folder = Path(folder) if folder is not None else None
         self._batch = None
         self._last_step: int | None = None
+        self._clock: tuple[float, float] | None = None  # (perf_counter, trainer seconds) at start
         self.lines: list[str] = []  # every line printed, for reading back
 
     # ------------------------------------------------------------ callbacks
     def on_step_end(self, trainer, losses: dict[str, float]) -> None:
         if self._last_step is None:
             self._last_step = trainer.step - 1
+        if self._clock is None:
+            self._clock = (time.perf_counter(), trainer.train_seconds)
         if self.every_steps and trainer.step % self.every_steps == 0:
             records = [h for h in trainer.history if h["step"] > self._last_step]
             self.report(trainer, f"step {trainer.step}", records)
@@ -58,7 +62,7 @@ class LiveProgress(Callback):
     def report(self, trainer, label: str, records: list[dict], images: bool = True) -> str:
         """Print one line for ``records`` (the steps since the last report) and show the photos."""
         self._last_step = trainer.step
-        parts = [f"{label:>10} (step {trainer.step})"]
+        parts = []
         for key in LOSS_KEYS:
             values = [h[key] for h in records if key in h]
             if values:
@@ -66,8 +70,10 @@ class LiveProgress(Callback):
         val = trainer.val_history[-1] if trainer.val_history else None
         if val is not None and val["step"] == trainer.step:
             parts.append(f"val L1 {val['val_l1']:.4f}")
-        parts.append(f"{trainer.train_seconds / 60:.1f} min")
-        line = ", ".join(parts)
+        start, before = self._clock or (time.perf_counter(), trainer.train_seconds)
+        parts.append(f"{(before + time.perf_counter() - start) / 60:.1f} min so far")
+        where = label if label.startswith("step") else f"{label} (step {trainer.step})"
+        line = f"{where}: " + ", ".join(parts)
         print(line, flush=True)
         self.lines.append(line)
         if self.val_paths and images:
