@@ -423,10 +423,6 @@ class ColorizationDataset(Dataset):
         """Memory the whole set takes once cached."""
         return len(self) * 3 * self.size * self.size
 
-    @property
-    def fully_cached(self) -> bool:
-        return len(self._cache) + len(self._errors) >= len(self)
-
     def preload(self, num_workers: int = 0, progress: bool = False) -> None:
         """Decode every photo not yet cached, with ``num_workers`` processes.
 

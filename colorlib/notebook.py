@@ -32,7 +32,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -53,13 +53,6 @@ def _truthy(text: str | None, name: str = "COLORLIB_TINY") -> bool:
     from .environment import flag
 
     return flag(name, {name: text or ""})
-
-
-def in_colab_or_kaggle() -> bool:
-    """True inside Google Colab or a Kaggle kernel (where the GPU usually is)."""
-    import sys
-
-    return "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
 
 
 def repo_root() -> Path | None:
@@ -601,8 +594,3 @@ def save_uploads(value, folder: str | os.PathLike) -> list[Path]:
         target.write_bytes(bytes(content))
         saved.append(target)
     return saved
-
-
-def as_dict(s: Settings) -> dict:
-    """Settings as plain values (for printing or logging)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(s).items()}

@@ -10,6 +10,46 @@ import torch
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
+# The fast lane (make test-fast: -m "not slow") stays fast only if every test that is not
+# marked slow is light. Its weight is counted in CPU seconds (this process and the
+# subprocesses it waited for), which a busy machine does not inflate the way it does wall
+# time; the summary names each unmarked test over the limit, and the lane's total.
+FAST_TEST_LIMIT_CPU_S = 3.0
+_cpu_by_test: dict[str, float] = {}
+
+
+def _cpu_seconds() -> float:
+    try:
+        import resource
+    except ImportError:  # Windows: this process only
+        import time
+
+        return time.process_time()
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    start = _cpu_seconds()
+    yield
+    if item.get_closest_marker("slow") is None:
+        _cpu_by_test[item.nodeid] = _cpu_seconds() - start
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _cpu_by_test:
+        return
+    heavy = sorted(((s, n) for n, s in _cpu_by_test.items() if s > FAST_TEST_LIMIT_CPU_S),
+                   reverse=True)
+    if heavy:
+        terminalreporter.write_sep("-", f"tests over {FAST_TEST_LIMIT_CPU_S:g} CPU s without "
+                                   "@pytest.mark.slow (they slow down make test-fast)")
+        for seconds, nodeid in heavy:
+            terminalreporter.write_line(f"{seconds:6.1f} CPU s  {nodeid}")
+    terminalreporter.write_line(f"tests not marked slow: {len(_cpu_by_test)}, "
+                                f"{sum(_cpu_by_test.values()):.0f} CPU s in all")
+
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``cuda`` skip, saying why, where no CUDA GPU is available."""

@@ -19,6 +19,7 @@ import torch
 from skimage import color as skcolor
 from torch.utils.data import DataLoader, Dataset
 
+from colorlib import data as data_module
 from colorlib import lab
 from colorlib.data import (CachedLoader, ColorizationDataset, EpochSampler, collate,
                            find_images, make_loader, prepare_batch, random_hflip)
@@ -134,7 +135,7 @@ def test_fast_loader_delivers_the_straightforward_batches(train_paths):
             torch.testing.assert_close(ab, ab_ref, rtol=0, atol=ATOL)
 
 
-def test_cached_batches_are_bitwise_those_of_an_uncached_loader(train_paths):
+def test_cached_batches_are_bitwise_those_of_an_uncached_loader(train_paths, monkeypatch):
     cached = make_loader(ColorizationDataset(train_paths, 32, lab=False), 8, train=True, seed=1)
     plain = make_loader(ColorizationDataset(train_paths, 32, lab=False, cache=False), 8,
                         train=True, seed=1)
@@ -145,7 +146,13 @@ def test_cached_batches_are_bitwise_those_of_an_uncached_loader(train_paths):
         got, want = list(cached), list(plain)
         assert len(got) == len(want) == (len(train_paths) - skip) // 8
         assert all(torch.equal(a["rgb"], b["rgb"]) for a, b in zip(got, want))
-    assert cached.dataset.fully_cached
+    # Every photo is in memory now: a further epoch reads no file at all.
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a cached loader read a file again")
+
+    monkeypatch.setattr(data_module, "load_rgb", no_reading)
+    cached.sampler.set_epoch(2)
+    assert len(list(cached)) == len(train_paths) // 8
 
 
 def test_flip_coins_of_two_ranks_are_the_single_process_coins():

@@ -12,8 +12,9 @@ import torch
 
 from colorlib import memory
 from colorlib.networks import ModelConfig, build_generator
+from colorlib.device import DevicePolicy
+from colorlib.networks import build_discriminator
 from colorlib.pix2pix import pair
-from colorlib.train import Trainer, TrainConfig
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -34,6 +35,7 @@ def test_malloc_settings_can_be_switched_off(monkeypatch, value):
 
 @pytest.mark.skipif(not GLIBC, reason="the settings exist only for glibc's malloc")
 @pytest.mark.skipif(HUGE_PAGES_ALWAYS, reason="2 MB pages: too few page faults to count")
+@pytest.mark.slow
 def test_freed_large_blocks_stay_in_the_process():
     """With the settings, freed 64 MB blocks are reused instead of faulted in afresh.
 
@@ -83,6 +85,7 @@ def _last_block_input(net: torch.nn.Module,
     return seen[0], out
 
 
+@pytest.mark.slow
 def test_res_unet_merge_keeps_channels_last_and_values():
     torch.manual_seed(0)
     net = build_generator(ModelConfig(arch="resnet18_unet", size=64), None).eval()
@@ -97,10 +100,10 @@ def test_res_unet_merge_keeps_channels_last_and_values():
 
 
 def test_discriminator_input_is_channels_last_when_the_networks_are():
-    trainer = Trainer.build(ModelConfig(arch="resnet18_unet", size=32), TrainConfig(stage="gan"),
-                            "cpu", weights=None)
-    assert trainer.policy.channels_last
-    assert next(trainer.net_D.parameters()).is_contiguous(memory_format=torch.channels_last)
+    policy = DevicePolicy.for_training("cpu", "resnet18_unet")  # the gan stage on a CPU
+    assert policy.channels_last
+    disc = policy.place(build_discriminator(ModelConfig(arch="resnet18_unet", size=32)))
+    assert next(disc.parameters()).is_contiguous(memory_format=torch.channels_last)
     L = torch.randn(2, 1, 32, 32).contiguous(memory_format=torch.channels_last)
     ab = torch.randn(2, 2, 32, 32).contiguous(memory_format=torch.channels_last)
     both = pair(L, ab)

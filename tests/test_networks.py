@@ -77,6 +77,7 @@ def _check_encoder_holds(body, state):
             torch.testing.assert_close(value, state[f"{name}.{key}"])
 
 
+@pytest.mark.slow
 def test_res_unet_encoder_holds_weights_from_explicit_file(saved_resnet):
     path, state = saved_resnet
     net = build_res_unet(size=64, weights=path)
@@ -84,6 +85,7 @@ def test_res_unet_encoder_holds_weights_from_explicit_file(saved_resnet):
     assert net(torch.randn(1, 1, 64, 64)).shape == (1, 2, 64, 64)
 
 
+@pytest.mark.slow
 def test_res_unet_encoder_holds_weights_from_torch_hub_cache(saved_resnet, tmp_path, monkeypatch):
     path, state = saved_resnet
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
@@ -94,6 +96,7 @@ def test_res_unet_encoder_holds_weights_from_torch_hub_cache(saved_resnet, tmp_p
     _check_encoder_holds(build_res_unet(size=64, weights="imagenet")[0], state)
 
 
+@pytest.mark.slow
 def test_the_create_body_trap_is_really_untrained(saved_resnet):
     """create_body(resnet18(), pretrained=True) loads nothing: we must not do that."""
     from fastai.vision.learner import create_body

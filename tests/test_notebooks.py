@@ -110,6 +110,7 @@ def test_repo_url_read_from_pyproject(tmp_path):
         sync.badge_source("https://gitlab.com/a/b", "notebooks/01.ipynb")
 
 
+@pytest.mark.slow
 def test_plain_pytest_collects_notebooks_with_nbval():
     """notebooks/conftest.py turns nbval on: plain ``pytest`` runs every notebook cell."""
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
