@@ -124,11 +124,45 @@ def data_cache_dirs(cache: Sequence[str | os.PathLike] | None = None) -> list[Pa
     return [Path(p).expanduser() for p in cache]
 
 
+class DataUnavailableError(RuntimeError):
+    """A data set that has to be downloaded could not be (offline, server down, disk full)."""
+
+
 def _fetch_coco_sample() -> Path:
     """fastai's COCO sample folder: downloaded (about 3 GB) and unpacked on first use."""
-    from fastai.data.external import URLs, untar_data
+    import warnings
 
-    return Path(untar_data(URLs.COCO_SAMPLE)) / "train_sample"
+    with warnings.catch_warnings():  # fastai's import-time torch.jit deprecation notice
+        warnings.simplefilter("ignore", FutureWarning)
+        from fastai.data.external import URLs, untar_data
+    try:
+        return Path(untar_data(URLs.COCO_SAMPLE)) / "train_sample"
+    except (OSError, EOFError) as err:  # URLError, socket errors, a full disk, a cut download
+        raise DataUnavailableError(
+            f"--data coco (COLORLIB_DATA=coco): the COCO sample (about 3 GB) could not be "
+            f"downloaded ({_download_failure(err)}); connect this machine to the internet, "
+            "point COLORLIB_DATA_CACHE at a folder holding a prepared copy, or train on "
+            "--data tiny or a folder of your own photos") from None
+
+
+def _download_failure(err: BaseException) -> str:
+    """A short reason for a failed download, without the library's own wording."""
+    import socket
+    import urllib.error
+
+    reason = getattr(err, "reason", None)  # URLError wraps the socket error
+    if isinstance(err, urllib.error.HTTPError):
+        return f"the server answered HTTP {err.code}"
+    if isinstance(reason, socket.gaierror) or isinstance(err, socket.gaierror):
+        return "no network: the server's name cannot be looked up"
+    if isinstance(reason, (socket.timeout, TimeoutError)) or isinstance(err, TimeoutError):
+        return "the server did not answer in time"
+    if isinstance(reason, ConnectionError) or isinstance(err, ConnectionError):
+        return "the connection was refused or cut"
+    if isinstance(err, EOFError):
+        return "the download was cut short"
+    strerror = getattr(err, "strerror", None)
+    return strerror or type(err).__name__
 
 
 def _coco_split(folder: Path, seed: int) -> tuple[list[Path], list[Path]]:

@@ -22,6 +22,7 @@ bit for bit (tests/test_gpu_paths.py). Taught in notebooks 03-05.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -35,11 +36,12 @@ from . import distributed
 from .checkpoint import (CheckpointError, checkpoint_path, load_checkpoint, restore_rng_state,
                          rng_state, save_checkpoint)
 from .data import (DataConfig, ColorizationDataset, drop_unreadable, make_loader, prepare_batch,
-                   resolve_source)
+                   resolve_source, warn_if_mostly_grey)
 from .device import DevicePolicy, resolve_device
 from .losses import l1_loss
 from .networks import ModelConfig, build_discriminator, build_generator
 from .pix2pix import NonFiniteLossError, Pix2Pix
+from .runs import RunLock, StepGuard, TrainingInterrupted, check_resume, run_record
 from .stages import get_stage
 
 __all__ = ["Callback", "LoopState", "NonFiniteLossError", "RunConfig", "StageResult",
@@ -129,6 +131,8 @@ class Trainer:
         self.weights = weights  # what the generator started from (recorded in checkpoints)
         self.state = LoopState()
         self.dist = distributed.DistEnv()
+        self.run_info: dict = {}  # the data settings a resume must repeat (runs.run_record)
+        self._saved_step: int | None = None  # the step of the last checkpoint written or loaded
 
     @classmethod
     def build(cls, model_cfg: ModelConfig, cfg: TrainConfig,
@@ -198,6 +202,7 @@ class Trainer:
             **self.model.state_dict(),
             **{f.name: getattr(self.state, f.name) for f in fields(LoopState)},
             "rng": rng_state(),
+            **({"run": self.run_info} if self.run_info else {}),
         }
 
     def load_state_dict(self, ckpt: dict, source: str | Path | None = None) -> None:
@@ -208,13 +213,16 @@ class Trainer:
             diff = ", ".join(f"{k}={ckpt['model'].get(k)!r} (this run: {v!r})"
                              for k, v in ours.items() if ckpt["model"].get(k) != v)
             raise CheckpointError(f"{where}checkpoint was trained with other model settings: "
-                                  f"{diff}; use the same settings, or --overwrite to start again")
+                                  f"{diff}; use the same settings, or start afresh with another "
+                                  "--checkpoint-dir")
         try:
             self.model.load_state_dict(ckpt)
             self.state = LoopState(ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"],
                                    list(ckpt["history"]), list(ckpt["val_history"]),
                                    ckpt.get("train_seconds", 0.0))
             self.weights = ckpt.get("weights", self.weights)
+            self.run_info = dict(ckpt.get("run", {}))
+            self._saved_step = self.state.step
             restore_rng_state(ckpt["rng"])
         except (KeyError, RuntimeError, ValueError) as err:
             reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else repr(err)
@@ -224,7 +232,9 @@ class Trainer:
         if not self.dist.is_main:  # data-parallel: rank 0 alone writes (weights are equal)
             return Path(path)
         self._check_finite_weights()
-        return save_checkpoint(self.state_dict(), path)
+        saved = save_checkpoint(self.state_dict(), path)
+        self._saved_step = self.state.step
+        return saved
 
     def _check_finite_weights(self) -> None:
         """Never overwrite a good checkpoint with weights a bad update has spoiled."""
@@ -256,10 +266,27 @@ class Trainer:
         up mid-epoch where the checkpoint left off. At each epoch end: validate
         on ``val_batch``, save validation images every ``val_every`` epochs,
         save ``checkpoint``, then call the callbacks.
+
+        Ctrl-C (Colab's stop button) lets the step in progress finish, saves a
+        checkpoint there that resumes exactly, and raises
+        :class:`~colorlib.runs.TrainingInterrupted` saying so.
         """
+        guard = StepGuard(enabled=not self.dist.enabled)  # data-parallel: ranks must agree
+        first_step = self.state.step
+        with guard:
+            try:
+                self._epochs(guard, loader, checkpoint, val_batch, list(callbacks), progress,
+                             on_error, val_image_dir, val_every)
+            except KeyboardInterrupt:
+                raise self._interrupted(guard, checkpoint, first_step) from None
+        return self
+
+    def _epochs(self, guard: StepGuard, loader, checkpoint, val_batch, callbacks: list,
+                progress: bool, on_error: str, val_image_dir, val_every: int) -> None:
+        """The loop of :meth:`fit`; each step (with its save) is shielded from Ctrl-C by ``guard``."""
         from tqdm.auto import tqdm
 
-        cfg, st, callbacks = self.cfg, self.state, list(callbacks)
+        cfg, st = self.cfg, self.state
         n = len(loader.sampler.indices())
         steps_per_epoch = n // loader.batch_size if loader.drop_last \
             else math.ceil(n / loader.batch_size)
@@ -271,26 +298,27 @@ class Trainer:
             start = time.perf_counter()
             first_batch, steps_before = st.batch_in_epoch, st.step
             for batch in loader:
-                prepared = prepare_batch(batch, self.policy.device, augment=True,
-                                         generator=self._flip_coins(), on_error=on_error,
-                                         rank=self.dist.rank, world=self.dist.world)
-                if prepared is not None:
-                    losses = self.train_step(*prepared)
-                    st.step += 1
-                    st.history.append({"step": st.step, "epoch": st.epoch, **losses})
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in
-                                     ("loss_G_L1", "loss_G_GAN", "loss_D")})
-                st.batch_in_epoch += 1
-                bar.update(1)
-                done = self._done(callbacks)
-                if done or (cfg.save_every and st.step % cfg.save_every == 0):
-                    st.train_seconds += time.perf_counter() - start
-                    start = time.perf_counter()
-                    if checkpoint is not None:
-                        self.save(checkpoint)
-                if prepared is not None:
-                    for cb in callbacks:
-                        cb.on_step_end(self, losses)
+                with guard.shielded():  # a Ctrl-C now waits for this step (and its save)
+                    prepared = prepare_batch(batch, self.policy.device, augment=True,
+                                             generator=self._flip_coins(), on_error=on_error,
+                                             rank=self.dist.rank, world=self.dist.world)
+                    if prepared is not None:
+                        losses = self.train_step(*prepared)
+                        st.step += 1
+                        st.history.append({"step": st.step, "epoch": st.epoch, **losses})
+                        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in
+                                         ("loss_G_L1", "loss_G_GAN", "loss_D")})
+                    st.batch_in_epoch += 1
+                    bar.update(1)
+                    done = self._done(callbacks)
+                    if done or (cfg.save_every and st.step % cfg.save_every == 0):
+                        st.train_seconds += time.perf_counter() - start
+                        start = time.perf_counter()
+                        if checkpoint is not None:
+                            self.save(checkpoint)
+                    if prepared is not None:
+                        for cb in callbacks:
+                            cb.on_step_end(self, losses)
                 if done:
                     break
             bar.close()
@@ -300,17 +328,32 @@ class Trainer:
                                  f"batch of epoch {st.epoch + 1} was empty); see the messages "
                                  "above")
             if st.batch_in_epoch >= steps_per_epoch:
-                st.epoch, st.batch_in_epoch = st.epoch + 1, 0
-                if val_batch is not None:
-                    self.validate(val_batch)
-                    if (val_image_dir is not None and st.epoch % val_every == 0
-                            and self.dist.is_main):
-                        self.save_val_images(val_batch, val_image_dir)
-                if checkpoint is not None:
-                    self.save(checkpoint)
-                for cb in callbacks:
-                    cb.on_epoch_end(self)
-        return self
+                with guard.shielded():
+                    st.epoch, st.batch_in_epoch = st.epoch + 1, 0
+                    if val_batch is not None:
+                        self.validate(val_batch)
+                        if (val_image_dir is not None and st.epoch % val_every == 0
+                                and self.dist.is_main):
+                            self.save_val_images(val_batch, val_image_dir)
+                    if checkpoint is not None:
+                        self.save(checkpoint)
+                    for cb in callbacks:
+                        cb.on_epoch_end(self)
+
+    def _interrupted(self, guard: StepGuard, checkpoint, first_step: int) -> TrainingInterrupted:
+        """Ctrl-C: save where the loop stands (a step boundary) unless nothing is new or a second
+        Ctrl-C cut a step short; say which."""
+        st = self.state
+        saved = False
+        if checkpoint is not None and not guard.forced and st.step > first_step \
+                and self._saved_step != st.step:
+            with guard.shielded(reraise=False):
+                self.save(checkpoint)
+            saved = True
+        elif checkpoint is not None and self._saved_step == st.step and st.step > first_step:
+            saved = True  # the step in progress had just been saved
+        return TrainingInterrupted(checkpoint, st.step, st.epoch, st.batch_in_epoch, saved,
+                                   self._saved_step, guard.forced)
 
     def _progress_label(self) -> str:
         if self.cfg.max_steps is not None:
@@ -397,11 +440,25 @@ def _training_data(run: RunConfig, env: distributed.DistEnv, device: torch.devic
     if not train_paths:
         raise ValueError(f"{data.source}: none of the training images can be read "
                          "(each one is named above)")
+    _check_batchnorm_batch(run, min(data.batch_size, len(train_paths)) // env.world)
+    warn_if_mostly_grey(train_paths, data.source)
     loader = make_loader(ColorizationDataset(train_paths, data.size, lab=False),
                          data.batch_size // env.world, train=True, seed=run.train.seed,
                          num_workers=data.num_workers, rank=env.rank, world=env.world,
                          pin_memory=device.type == "cuda")
     return loader, val_paths
+
+
+def _check_batchnorm_batch(run: RunConfig, per_process: int) -> None:
+    """BatchNorm cannot train on one value per channel: refuse a batch of one photo where the
+    ResNet18 U-Net's bottleneck is 1 x 1 (size 32), before any work."""
+    if per_process >= 2 or run.model_config().arch != "resnet18_unet" or run.data.size > 32:
+        return
+    n = f"{per_process} photo" + ("" if per_process == 1 else "s")
+    raise ValueError(f"--batch-size {run.data.batch_size}: batches of {n} per process, but at "
+                     f"--size {run.data.size} the ResNet18 U-Net's BatchNorm needs at least 2 "
+                     "(its bottleneck is 1 x 1 there); use --batch-size 2 or more (and at least "
+                     "2 training photos), or --size 64")
 
 
 def _validation_batch(val_paths: list, data: DataConfig) -> dict | None:
@@ -436,21 +493,36 @@ def train_stage(run: RunConfig, callbacks: Iterable[Callback] = (),
 
     Shown in notebook 03.
     """
-    cfg, model_cfg, ckpt_path = run.train, run.model_config(), run.checkpoint
+    ckpt_path = run.checkpoint
     if ckpt_path.exists() and not (run.resume or run.overwrite):
         raise FileExistsError(f"{ckpt_path}: a checkpoint already exists; pass --resume to "
-                              "continue it or --overwrite to start again")
+                              "continue it, or train into another --checkpoint-dir to start "
+                              "afresh")
     env, device = distributed.setup(resolve_device(run.device))
+    # One writer per checkpoint: a second run on it is refused while this one lives.
+    with RunLock(ckpt_path, log) if env.is_main else contextlib.nullcontext():
+        result = _train_stage(run, callbacks, log, env, device)
+    distributed.teardown(env)
+    return result
+
+
+def _train_stage(run: RunConfig, callbacks: Iterable[Callback], log: Callable[[str], None],
+                 env: distributed.DistEnv, device: torch.device) -> StageResult:
+    cfg, model_cfg, ckpt_path = run.train, run.model_config(), run.checkpoint
     progress = run.progress and env.is_main
     if not env.is_main:
         log = lambda *_: None  # noqa: E731
+    ckpt = None
+    if run.resume and ckpt_path.exists():  # checked before the data is loaded
+        ckpt = load_checkpoint(ckpt_path, arch=model_cfg.arch)
+        check_resume(ckpt, run, ckpt_path)
     loader, val_paths = _training_data(run, env, device)
     torch.manual_seed(cfg.seed)  # the networks' initial weights
     resumed_from = None
-    if run.resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, arch=model_cfg.arch, stage=cfg.stage)
+    if ckpt is not None:
         trainer = Trainer.build(model_cfg, cfg, device, weights=None)
         trainer.load_state_dict(ckpt, source=ckpt_path)
+        del ckpt
         st = trainer.state
         resumed_from = {"epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "step": st.step}
         log(f"Resumed {cfg.stage} from {ckpt_path}: epoch {st.epoch + 1}, "
@@ -459,6 +531,7 @@ def train_stage(run: RunConfig, callbacks: Iterable[Callback] = (),
         if run.resume:
             log(f"No checkpoint at {ckpt_path} yet: starting {cfg.stage} from the beginning")
         trainer = Trainer.build(model_cfg, cfg, device, weights=run.weights, init=run.init)
+    trainer.run_info = run_record(run)
     trainer.policy.prepare_process()
     trainer.distribute(env)
     trainer.fit(loader, checkpoint=ckpt_path, val_batch=_validation_batch(val_paths, run.data),
@@ -466,5 +539,4 @@ def train_stage(run: RunConfig, callbacks: Iterable[Callback] = (),
                 progress=progress, on_error=run.data.on_error)
     if not ckpt_path.exists():  # e.g. zero steps to run
         trainer.save(ckpt_path)
-    distributed.teardown(env)
     return StageResult(trainer, ckpt_path, resumed_from, list(val_paths))

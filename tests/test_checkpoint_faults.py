@@ -129,14 +129,15 @@ def test_resume_checks_the_model_settings_against_the_run(good, tmp_path, capsys
         train_stage(stage_run("baseline", DataConfig(source=str(photos), size=32, batch_size=4),
                               ck, epochs=1, resume=True, num_filters=16, device="cpu",
                               progress=False))
-    assert str(info.value) == (f"{ck / 'baseline.pt'}: checkpoint was trained with other model "
-                               "settings: num_filters=8 (this run: 16); use the same settings, "
-                               "or --overwrite to start again")
+    assert str(info.value) == (f"{ck / 'baseline.pt'}: --resume continues a run exactly only "
+                               "with its own settings; this run differs: --filters 16 "
+                               "(checkpoint: 8). Rerun with the checkpoint's settings, or start "
+                               "afresh with another --checkpoint-dir")
     code = main(["train", "--stage", "baseline", "--data", str(photos), "--size", "64",
                  "--filters", "8", "--checkpoint-dir", str(ck), "--resume", "--device", "cpu"])
     (line,) = error_lines(capsys.readouterr().err)
-    assert code == 2 and "baseline.pt: checkpoint was trained with other model settings: " \
-        "size=32 (this run: 64)" in line
+    assert code == 2 and "baseline.pt: --resume continues a run exactly only with its own " \
+        "settings; this run differs: --size 64 (checkpoint: 32)" in line
     code = main(["colorize", str(photos / "img00.png"), "--checkpoint",
                  str(_variant("truncated", tmp_path, good)[0]), "--out", str(tmp_path / "out")])
     (line,) = error_lines(capsys.readouterr().err)

@@ -346,3 +346,49 @@ def test_a_plain_generator_state_dict_needs_its_architecture(tmp_path):
                               ckpt=pickled)
     assert code == 2 and "never runs code" in lines[0]
     no_destructive_advice(lines)
+
+
+# ------------------------------------------------------------ data that cannot teach
+def test_a_training_folder_of_greyscale_photos_is_flagged_with_the_share(tmp_path):
+    from colorlib.data import GREY_SAMPLE, GreyDataWarning, warn_if_mostly_grey
+
+    folder = tmp_path / "scans"
+    paths = []
+    for i in range(40):  # 38 greyscale scans (some saved as RGB JPEGs) and 2 colour photos
+        path = folder / f"scan{i:02d}.jpg"
+        img = Image.fromarray(gradient(30 + i, 40))
+        photo_or_scan = img if i in (5, 30) else img.convert("L").convert("RGB" if i % 2 else "L")
+        folder.mkdir(exist_ok=True)
+        photo_or_scan.save(path, quality=80)
+        paths.append(path)
+    with pytest.warns(GreyDataWarning) as caught:
+        share = warn_if_mostly_grey(paths, str(folder))
+    message = str(caught[0].message)
+    # 32 of the 40 are looked at, spread evenly (indices i * 40 // 32): both colour ones among them.
+    assert GREY_SAMPLE == 32 and {i * 40 // 32 for i in range(32)} >= {5, 30}
+    assert message.startswith(f"{folder}: 30 of 32 training photos looked at (94%) are greyscale")
+    assert share == pytest.approx(30 / 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # colour photos: no warning
+        assert warn_if_mostly_grey([photo(tmp_path / f"c{i}.png") for i in range(3)], "x") == 0
+
+
+@pytest.mark.slow
+def test_train_on_greyscale_photos_warns_in_one_line(tmp_path):
+    import contextlib
+    import io
+
+    folder = tmp_path / "scans"
+    for i in range(6):
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(gradient(32, 32)[::-1] if i % 2 else gradient(32, 32)).convert("L").save(
+            folder / f"s{i}.png")
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = main(["train", "--stage", "baseline", "--data", str(folder), "--size", "32",
+                     "--filters", "8", "--batch-size", "2", "--max-steps", "1", "--device", "cpu",
+                     "--checkpoint-dir", str(tmp_path / "ck"), "--no-progress"])
+    lines = error_lines(err.getvalue())
+    assert code == 0 and len(lines) == 1  # a warning, not a failure
+    assert lines[0].startswith(f"colorlib: warning: {folder}: 5 of 5 training photos (100%) are "
+                               "greyscale; a colorizer learns colour only from colour photos")
