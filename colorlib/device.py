@@ -193,8 +193,15 @@ class DevicePolicy:
         """Process-wide settings for this device; for entry points only (CLI, train_stage, notebooks).
 
         On the CPU: let glibc's malloc reuse freed large blocks (colorlib.memory).
+        On CUDA: ``cudnn.benchmark``, since training batches and the network's
+        input at inference (``size`` x ``size``, batches of up to 16) keep
+        their shapes, so cuDNN's timing of candidate kernels on the first
+        batch pays off on every later one.
         Returns True if anything is in force.
         """
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            return True
         if self.device.type != "cpu":
             return False
         from .memory import keep_freed_memory

@@ -12,10 +12,17 @@ BatchNorm statistics stay per rank (SyncBatchNorm exists only for GPUs and
 costs one all-reduce per BatchNorm layer per forward pass): with a global
 batch of 16 on two GPUs each rank normalises over its own 8 images. That is
 the one way a data-parallel run differs from a single-process run over the
-same global batch; ``tests/test_ddp.py`` measures how much. (Also: every
-rank starts from the same random state, so the pix2pix U-Net's dropout, at
-64 px and above, draws the same masks on each rank's share of the batch.)
+same global batch; ``tests/test_ddp.py`` measures how much. Every rank
+builds the same initial weights from the run's seed, then draws its own
+dropout masks (:func:`seed_rank`, as nanoGPT offsets its seed by the rank).
 Each rank keeps its own decoded copy of the training photos in memory.
+
+A run never hangs on one rank's trouble: a decision that one rank alone
+could make (a loss that is NaN or infinite, a share of a batch with no
+readable image) is agreed with an all-reduce, so every rank stops at the
+same step with the same one-line message (:func:`finite_check`,
+:func:`stop_if_any`), and ``train_stage`` leaves the process group on
+every way out.
 
 Not taught in a notebook; README, section Several GPUs.
 """
@@ -133,16 +140,80 @@ class DataParallelWhileTrained(nn.Module):
         return (self.ddp if learning else self.module)(*args, **kwargs)
 
 
-def wrap_model(model, device: torch.device) -> None:
+def wrap_model(model, device: torch.device, env: DistEnv | None = None) -> None:
     """Make a :class:`colorlib.pix2pix.Pix2Pix` train as one rank of a data-parallel run.
 
     Its networks get wrappers that average gradients over the ranks;
     ``model.generator`` / ``model.discriminator`` stay the plain modules, so
-    checkpoints look exactly like single-process ones.
+    checkpoints look exactly like single-process ones. With ``env``, its
+    loss checks are agreed over the ranks (:func:`finite_check`).
     """
     model.net_G = DataParallelWhileTrained(model.net_G, device)
     if model.net_D is not None:
         model.net_D = DataParallelWhileTrained(model.net_D, device)
+    if env is not None and env.enabled:
+        model.check_finite = finite_check(env, device)
+
+
+def _codes_of_all_ranks(env: DistEnv, device: torch.device, code: int) -> list[int]:
+    """Every rank's ``code`` (0: all well), gathered with one all-reduce."""
+    import torch.distributed as dist
+
+    t = torch.zeros(env.world, dtype=torch.int32, device=device)
+    t[env.rank] = code
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def stop_if_any(env: DistEnv, device: torch.device, trouble: bool, error) -> None:
+    """Raise ``error(ranks)`` on every rank if ``trouble`` is true on any of them.
+
+    ``error`` gets the list of troubled ranks and returns the exception;
+    every rank raises the same one, at the same point, so no rank is left
+    waiting in a collective for the others.
+    """
+    if not env.enabled:
+        if trouble:
+            raise error([env.rank])
+        return
+    ranks = [r for r, c in enumerate(_codes_of_all_ranks(env, device, int(trouble))) if c]
+    if ranks:
+        raise error(ranks)
+
+
+_NON_FINITE = {1: "NaN", 2: "infinite"}
+
+
+def finite_check(env: DistEnv, device: torch.device):
+    """A loss check for :class:`colorlib.pix2pix.Pix2Pix` that all ranks decide together.
+
+    Each rank's verdict (finite, NaN, infinite) is all-reduced before any
+    backward pass, so a NaN on one rank stops every rank before the update
+    (a rank that stopped alone would leave the others waiting in DDP's
+    gradient all-reduce until the process-group timeout).
+    """
+    from .pix2pix import NonFiniteLossError
+
+    def check(name: str, loss: torch.Tensor) -> None:
+        value = loss.detach()
+        code = 0 if bool(torch.isfinite(value)) else 1 if bool(torch.isnan(value)) else 2
+        codes = _codes_of_all_ranks(env, device, code)
+        bad = [f"rank {r} ({_NON_FINITE[c]})" for r, c in enumerate(codes) if c]
+        if bad:
+            raise NonFiniteLossError(f"{name} is not finite on {', '.join(bad)} of "
+                                     f"{env.world} ranks; every rank stopped")
+    return check
+
+
+def seed_rank(env: DistEnv, seed: int, step: int = 0) -> None:
+    """Give each rank after the first its own random stream (dropout), reproducibly.
+
+    Called after the networks are built (identical weights on every rank)
+    and after a resume (which restores rank 0's saved state on every rank).
+    Rank 0 keeps its stream, so a one-process run and rank 0 draw alike.
+    """
+    if env.enabled and env.rank > 0:
+        torch.manual_seed(seed + 1_000_003 * env.rank + step)
 
 
 def mean_over_ranks(values: dict[str, float], env: DistEnv,

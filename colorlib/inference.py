@@ -37,7 +37,8 @@ from .networks import ModelConfig, build_generator
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device | None = None,
-                   arch: str | None = None, size: int = 256) -> tuple[torch.nn.Module, ModelConfig]:
+                   arch: str | None = None, size: int = 256,
+                   info: dict | None = None) -> tuple[torch.nn.Module, ModelConfig]:
     """Rebuild a checkpoint's generator (eval mode) from the config stored with it.
 
     ``arch``, if given, is the generator the caller expects. A *plain*
@@ -45,14 +46,22 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
     tutorials save: weights without the settings that built them) is loaded
     only when ``arch`` says which generator it is (and ``size`` the size it
     was trained at); keys of a whole-model state_dict (``net_G.``) or of a
-    DistributedDataParallel one (``module.``) are understood.
+    DistributedDataParallel one (``module.``) are understood. A weights-only
+    export (:mod:`colorlib.export`, half precision) loads like a checkpoint.
+    ``info``, if given, receives ``training_amp``: whether that training
+    used mixed precision (see :meth:`Colorizer.load`).
     """
     from .checkpoint import CheckpointError
+    from .export import training_amp
 
+    if info is not None:
+        info["training_amp"] = False  # plain weights: nothing known, fp32
     try:
         ckpt = load_checkpoint(path, arch=arch)
         cfg = ModelConfig(**ckpt["model"])
         state = ckpt["generator"]
+        if info is not None:
+            info["training_amp"] = training_amp(ckpt)
     except CheckpointError:
         state = _plain_state_dict(path)
         if state is None:
@@ -238,13 +247,23 @@ class Colorizer:
     net: torch.nn.Module
     config: ModelConfig
     checkpoint: Path
-    amp: bool = False  # bf16 where the hardware has it natively
+    amp: bool = False  # mixed precision (bf16, fp16 on T4-class GPUs) where the hardware has it
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None, amp: bool = False,
+    def load(cls, path: str | os.PathLike, device: str | None = None, amp: bool | None = None,
              arch: str | None = None, size: int = 256) -> "Colorizer":
-        """Load a colorlib checkpoint (or, with ``arch``, plain generator weights)."""
-        net, cfg = load_generator(path, device, arch=arch, size=size)
+        """Load a colorlib checkpoint or export (or, with ``arch``, plain generator weights).
+
+        ``amp=None`` (the default) colorizes as the model was trained: with
+        mixed precision on a GPU when training used it (the default on
+        GPUs), in fp32 otherwise and on the CPU, where bf16 stays opt-in
+        (``amp=True``) because it changes colours slightly.
+        """
+        info: dict = {}
+        net, cfg = load_generator(path, device, arch=arch, size=size, info=info)
+        if amp is None:
+            on_gpu = next(net.parameters()).device.type == "cuda"
+            amp = on_gpu and info["training_amp"]
         return cls(net, cfg, Path(path), amp)
 
     def __call__(self, image) -> np.ndarray:

@@ -318,7 +318,10 @@ def ensure_stage(stage: str, s: Settings) -> Path:
     """The path of ``stage``'s checkpoint, checked to load; trained first if tiny.
 
     A full run never trains behind the reader's back: a missing checkpoint
-    raises :class:`StageMissing` naming the notebook that trains it. In the
+    raises :class:`StageMissing` naming the notebook that trains it. Where
+    only a weights-only export (``<stage>-generator.pt``, ``colorlib
+    export``) is kept, that is returned: it loads wherever a generator is
+    needed (colorizing, evaluating, starting the gan stage). In the
     tiny setting a short run is trained on the spot (for ``gan`` the
     ``pretrain`` stage first), so every notebook runs on its own.
     """
@@ -340,6 +343,14 @@ def ensure_stage(stage: str, s: Settings) -> Path:
             print(f"{stage}: loaded {path} (epoch {ckpt['epoch']}, step {ckpt['step']})")
             if not s.tiny:
                 return path
+    from .export import export_path
+
+    exported = export_path(path)  # a weights-only export (colorlib export): enough to colorize
+    if not s.tiny and exported.is_file():
+        ckpt = load_checkpoint(exported, arch=arch, stage=stage)
+        print(f"{stage}: loaded {exported} (weights-only export of step {ckpt.get('step')}; "
+              "it colorizes and evaluates, training cannot resume from it)")
+        return exported
     if not s.tiny:
         raise StageMissing(
             f"{path}: no '{stage}' checkpoint yet; run {STAGE_NOTEBOOK[stage]} first "
@@ -365,7 +376,8 @@ DATA_CACHE_ENV = "COLORLIB_DATA_CACHE"
 # for tests and unusual set-ups, the defaults are the platforms' own.
 DRIVE_MOUNT_ENV, DRIVE_MOUNT = "COLORLIB_DRIVE_MOUNT", "/content/drive"
 KAGGLE_INPUT_ENV, KAGGLE_INPUT = "COLORLIB_KAGGLE_INPUT", "/kaggle/input"
-STAGE_FILES = tuple(f"{stage}.pt" for stage in STAGE_NOTEBOOK)
+STAGE_FILES = tuple(f"{stage}{end}" for stage in STAGE_NOTEBOOK
+                    for end in (".pt", "-generator.pt"))  # checkpoints and their exports
 _SEARCH_DEPTH = 6  # how deep below /kaggle/input checkpoints are looked for
 
 

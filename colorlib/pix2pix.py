@@ -94,6 +94,9 @@ class Pix2Pix:
         self.gan_loss = GANLoss(gan_mode)
         self.lambda_l1 = lambda_l1
         self.amp = amp if amp is not None else MixedPrecision()
+        # Stops before an update with a NaN/inf loss; data-parallel runs agree on it over
+        # all ranks (colorlib.distributed.finite_check), so no rank waits for another.
+        self.check_finite = check_finite
 
     # ------------------------------------------------------------ one step
     def set_input(self, L: torch.Tensor, ab: torch.Tensor) -> None:
@@ -115,8 +118,8 @@ class Pix2Pix:
             pred_real = self.net_D(pair(self.L, self.ab))
             self.loss_D_real = self.gan_loss(pred_real, True)
             self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
-        check_finite("discriminator loss", self.loss_D)
-        self.amp.backward(self.loss_D)
+        self.check_finite("discriminator loss", self.loss_D)
+        self.amp.backward(self.loss_D)  # loss_D.backward() (with fp16 loss scaling when on)
 
     def backward_G(self) -> None:
         """Generator: make D call the generated pair real, and stay close to the truth in L1."""
@@ -125,7 +128,7 @@ class Pix2Pix:
             self.loss_G_GAN = self.gan_loss(pred_fake, True, for_discriminator=False)
             self.loss_G_L1 = l1_term(self.fake_ab, self.ab, self.lambda_l1)
             self.loss_G = self.loss_G_GAN + self.loss_G_L1
-        check_finite("generator loss", self.loss_G)
+        self.check_finite("generator loss", self.loss_G)
         self.amp.backward(self.loss_G)
 
     def optimize_parameters(self) -> None:
@@ -154,7 +157,7 @@ class Pix2Pix:
         self.forward()
         with self.amp.autocast():
             self.loss_G_L1 = l1_loss(self.fake_ab, self.ab)
-        check_finite("L1 loss", self.loss_G_L1)
+        self.check_finite("L1 loss", self.loss_G_L1)
         self.opt_G.zero_grad(set_to_none=True)
         self.amp.backward(self.loss_G_L1)
         self.amp.step(self.opt_G)

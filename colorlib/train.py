@@ -38,6 +38,7 @@ from .checkpoint import (CheckpointError, checkpoint_path, load_checkpoint, rest
 from .data import (DataConfig, ColorizationDataset, drop_unreadable, make_loader, prepare_batch,
                    resolve_source, warn_if_mostly_grey)
 from .device import DevicePolicy, resolve_device
+from .export import refuse_resume
 from .losses import l1_loss
 from .networks import ModelConfig, build_discriminator, build_generator
 from .pix2pix import NonFiniteLossError, Pix2Pix
@@ -191,7 +192,7 @@ class Trainer:
         """Train as one rank of a data-parallel run (after :func:`distributed.setup`)."""
         self.dist = env
         if env.enabled:
-            distributed.wrap_model(self.model, self.policy.device)
+            distributed.wrap_model(self.model, self.policy.device, env)
 
     # ------------------------------------------------------------ state I/O
     def state_dict(self) -> dict:
@@ -199,6 +200,8 @@ class Trainer:
         return {
             "stage": self.cfg.stage, "model": self.model_cfg.to_dict(), "train": asdict(self.cfg),
             "colorlib_version": __version__, "weights": self.weights,
+            "amp_dtype": (str(self.policy.amp_dtype).removeprefix("torch.")
+                          if self.policy.amp_dtype is not None else None),
             **self.model.state_dict(),
             **{f.name: getattr(self.state, f.name) for f in fields(LoopState)},
             "rng": rng_state(),
@@ -208,6 +211,7 @@ class Trainer:
     def load_state_dict(self, ckpt: dict, source: str | Path | None = None) -> None:
         """Restore a :meth:`state_dict`; ``source`` (the file) names it in errors."""
         where = f"{source}: " if source is not None else ""
+        refuse_resume(ckpt, source or "checkpoint")  # a weights-only export cannot continue
         ours = self.model_cfg.to_dict()
         if ckpt["model"] != ours:
             diff = ", ".join(f"{k}={ckpt['model'].get(k)!r} (this run: {v!r})"
@@ -229,9 +233,9 @@ class Trainer:
             raise CheckpointError(f"{where}checkpoint does not fit this model ({reason})") from None
 
     def save(self, path: str | Path) -> Path:
+        self._check_finite_weights()  # on every rank: they hold equal weights, so all stop alike
         if not self.dist.is_main:  # data-parallel: rank 0 alone writes (weights are equal)
             return Path(path)
-        self._check_finite_weights()
         saved = save_checkpoint(self.state_dict(), path)
         self._saved_step = self.state.step
         return saved
@@ -302,6 +306,9 @@ class Trainer:
                     prepared = prepare_batch(batch, self.policy.device, augment=True,
                                              generator=self._flip_coins(), on_error=on_error,
                                              rank=self.dist.rank, world=self.dist.world)
+                    if self.dist.enabled:  # a step skipped on one rank alone would hang the others
+                        distributed.stop_if_any(self.dist, self.policy.device, prepared is None,
+                                                self._unreadable_share)
                     if prepared is not None:
                         losses = self.train_step(*prepared)
                         st.step += 1
@@ -354,6 +361,14 @@ class Trainer:
             saved = True  # the step in progress had just been saved
         return TrainingInterrupted(checkpoint, st.step, st.epoch, st.batch_in_epoch, saved,
                                    self._saved_step, guard.forced)
+
+    def _unreadable_share(self, ranks: list[int]) -> ValueError:
+        st = self.state
+        return ValueError(
+            f"stage '{self.cfg.stage}', epoch {st.epoch + 1}, batch {st.batch_in_epoch + 1}: no "
+            f"image of rank {', '.join(map(str, ranks))}'s share could be read (named above); "
+            "a data-parallel step cannot be skipped on one rank alone, so every rank stopped, "
+            "the last saved checkpoint is kept")
 
     def _progress_label(self) -> str:
         if self.cfg.max_steps is not None:
@@ -499,11 +514,12 @@ def train_stage(run: RunConfig, callbacks: Iterable[Callback] = (),
                               "continue it, or train into another --checkpoint-dir to start "
                               "afresh")
     env, device = distributed.setup(resolve_device(run.device))
-    # One writer per checkpoint: a second run on it is refused while this one lives.
-    with RunLock(ckpt_path, log) if env.is_main else contextlib.nullcontext():
-        result = _train_stage(run, callbacks, log, env, device)
-    distributed.teardown(env)
-    return result
+    try:  # leave the process group on every way out (errors included), never hang a peer
+        # One writer per checkpoint: a second run on it is refused while this one lives.
+        with RunLock(ckpt_path, log) if env.is_main else contextlib.nullcontext():
+            return _train_stage(run, callbacks, log, env, device)
+    finally:
+        distributed.teardown(env)
 
 
 def _train_stage(run: RunConfig, callbacks: Iterable[Callback], log: Callable[[str], None],
@@ -533,6 +549,7 @@ def _train_stage(run: RunConfig, callbacks: Iterable[Callback], log: Callable[[s
         trainer = Trainer.build(model_cfg, cfg, device, weights=run.weights, init=run.init)
     trainer.run_info = run_record(run)
     trainer.policy.prepare_process()
+    distributed.seed_rank(env, cfg.seed, trainer.step)  # each rank its own dropout masks
     trainer.distribute(env)
     trainer.fit(loader, checkpoint=ckpt_path, val_batch=_validation_batch(val_paths, run.data),
                 callbacks=callbacks, val_image_dir=run.val_image_dir, val_every=run.val_every,

@@ -16,7 +16,12 @@ batch 8, three steps:
   rounding of the gradient sum.
 
 In both, the two ranks must hold bitwise identical weights after every
-step, and only rank 0 writes the checkpoint.
+step, and only rank 0 writes the checkpoint. A third run trains the
+pretrain stage (the ResNet18 U-Net, channels_last) the same way.
+
+Trouble on one rank only must stop both, quickly and with the same message:
+a NaN loss on rank 1 (pretrain) and a batch share with no readable image on
+rank 1 (baseline); each is its own ``torchrun`` launch.
 """
 from __future__ import annotations
 
@@ -58,7 +63,59 @@ for name in ("batchnorm", "no_coupling"):
     result = train_stage(run, log=lambda *a: None)
     t = result.trainer
     torch.save({"G": t.net_G.state_dict(), "D": t.net_D.state_dict(), "history": t.history,
-                "world": env.world}, f"{out}/{name}_rank{env.rank}.pt")
+                "world": env.world, "seed": torch.initial_seed()},
+               f"{out}/{name}_rank{env.rank}.pt")
+run = RunConfig(TrainConfig(stage="pretrain", epochs=3, seed=5, max_steps=2),
+                DataConfig(source=data, size=32, batch_size=8, seed=5),
+                checkpoint_dir=f"{out}/pretrain", device="cpu", weights="none", progress=False)
+t = train_stage(run, log=lambda *a: None).trainer
+conv = t.net_G[0][0].weight  # the encoder's first convolution
+torch.save({"G": t.net_G.state_dict(), "history": t.history, "world": env.world,
+            "channels_last": t.policy.channels_last,
+            "nhwc": conv.is_contiguous(memory_format=torch.channels_last)},
+           f"{out}/pretrain_rank{env.rank}.pt")
+'''
+
+
+TROUBLE_WORKER = '''
+import os, sys
+import torch
+torch.set_num_threads(1)
+from colorlib import pix2pix, train
+from colorlib.data import DataConfig
+from colorlib.train import RunConfig, TrainConfig, train_stage
+
+out, data, trouble = sys.argv[1], sys.argv[2], sys.argv[3]
+rank = int(os.environ["RANK"])
+calls = []
+if rank == 1 and trouble == "nan":  # rank 1's L1 loss turns NaN at its second step
+    real_l1 = pix2pix.l1_loss
+    def l1_loss(*args):
+        calls.append(1)
+        loss = real_l1(*args)
+        return loss * float("nan") if len(calls) >= 2 else loss
+    pix2pix.l1_loss = l1_loss
+if rank == 1 and trouble == "unreadable":  # rank 1's share of the second batch: unreadable
+    real_prepare = train.prepare_batch
+    def prepare_batch(batch, *args, **kwargs):
+        if kwargs.get("augment"):  # training batches, not the validation batch
+            calls.append(1)
+            if len(calls) == 2:
+                return None
+        return real_prepare(batch, *args, **kwargs)
+    train.prepare_batch = prepare_batch
+stage = "pretrain" if trouble == "nan" else "baseline"
+run = RunConfig(TrainConfig(stage=stage, epochs=3, seed=5, max_steps=4),
+                DataConfig(source=data, size=32, batch_size=8, seed=5),
+                checkpoint_dir=f"{out}/{trouble}", device="cpu", weights="none",
+                num_filters=8, progress=False)
+try:
+    train_stage(run, log=lambda *a: None)
+except Exception as err:
+    import torch.distributed as dist
+    with open(f"{out}/{trouble}_rank{rank}.txt", "w") as f:
+        f.write(f"{type(err).__name__}: {err}\\n{dist.is_initialized()}")
+    sys.exit(1)
 '''
 
 
@@ -90,11 +147,16 @@ def runs(tmp_path_factory, tiny_root):
           script, root / "ddp", photos])
     _run([sys.executable, script, root / "single", photos])
     load = lambda p: torch.load(p, weights_only=False)  # noqa: E731
-    return {name: {"rank0": load(root / "ddp" / f"{name}_rank0.pt"),
+    runs = {name: {"rank0": load(root / "ddp" / f"{name}_rank0.pt"),
                    "rank1": load(root / "ddp" / f"{name}_rank1.pt"),
                    "single": load(root / "single" / f"{name}_rank0.pt"),
                    "checkpoint": root / "ddp" / name / "baseline.pt"}
             for name in ("batchnorm", "no_coupling")}
+    runs["pretrain"] = {"rank0": load(root / "ddp" / "pretrain_rank0.pt"),
+                        "rank1": load(root / "ddp" / "pretrain_rank1.pt"),
+                        "checkpoint": root / "ddp" / "pretrain" / "pretrain.pt",
+                        "photos": photos, "root": root}
+    return runs
 
 
 @pytest.mark.slow
@@ -138,3 +200,55 @@ def test_with_per_rank_batchnorm_the_loss_curve_stays_close(runs):
         assert a["loss_G_L1"] == pytest.approx(b["loss_G_L1"], rel=0.01)
         assert a["loss_G_GAN"] == pytest.approx(b["loss_G_GAN"], rel=0.15)
         assert a["loss_D"] == pytest.approx(b["loss_D"], rel=0.15)
+
+
+@pytest.mark.slow
+def test_pretrain_stage_trains_data_parallel_channels_last(runs):
+    r0, r1 = runs["pretrain"]["rank0"], runs["pretrain"]["rank1"]
+    assert r0["world"] == r1["world"] == 2
+    assert r0["channels_last"] and r0["nhwc"] and r1["nhwc"]  # the ResNet18 U-Net runs NHWC
+    p0, p1 = _params(r0["G"]), _params(r1["G"])
+    for key in p0:
+        assert torch.equal(p0[key], p1[key]), f"G.{key} differs between ranks"
+    assert len(r0["history"]) == 2 and r0["history"] == r1["history"]
+    ckpt = load_checkpoint(runs["pretrain"]["checkpoint"], arch="resnet18_unet", stage="pretrain")
+    for key, value in p0.items():
+        assert torch.equal(ckpt["generator"][key], value)
+
+
+@pytest.mark.slow
+def test_each_rank_draws_its_own_dropout_masks(runs):
+    """Same initial weights (the run's seed), then rank 1 gets a random stream of its own."""
+    r0, r1 = runs["batchnorm"]["rank0"], runs["batchnorm"]["rank1"]
+    assert r0["seed"] == runs["batchnorm"]["single"]["seed"] == 5  # rank 0 draws as one process
+    assert r1["seed"] != r0["seed"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trouble, expected", [
+    ("nan", "NonFiniteLossError: stage 'pretrain', step 2: L1 loss is not finite on rank 1 (NaN) "
+            "of 2 ranks; every rank stopped"),
+    ("unreadable", "ValueError: stage 'baseline', epoch 2, batch 1: no image of rank 1's share "
+                   "could be read")])  # 6 photos per rank, 4 a batch: one step an epoch
+def test_trouble_on_one_rank_stops_both_with_one_message(runs, trouble, expected):
+    import time
+
+    root, photos = runs["pretrain"]["root"], runs["pretrain"]["photos"]
+    script = root / "trouble.py"
+    script.write_text(TROUBLE_WORKER)
+    out = root / "trouble"
+    out.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", str(script), str(out), str(photos), trouble],
+                          capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    seconds = time.perf_counter() - start
+    assert proc.returncode != 0, "the run went on"
+    said = [(out / f"{trouble}_rank{r}.txt").read_text().split("\n") for r in (0, 1)]
+    assert said[0][0] == said[1][0], said  # the same one line on both ranks
+    assert said[0][0].startswith(expected), said[0][0]
+    assert [s[1] for s in said] == ["False", "False"]  # each left the process group
+    # Both stop at the step itself: seconds after start-up, not a process-group timeout
+    # (gloo's default is 30 minutes; the launch itself takes about 10 s on a 2-core CPU).
+    assert seconds < 200, seconds

@@ -1,0 +1,91 @@
+"""Weights-only exports: the generator and its settings, small enough to keep or share.
+
+A training checkpoint holds everything a resume needs: both networks, both
+optimisers' moments, the loss scale, the random state and the history
+(about 400 MB for the GAN stage's ResNet18 U-Net and PatchGAN). Colorizing
+needs only the generator and the settings that built it.
+:func:`export_generator` writes just those, in half precision by default:
+
+* for the gan stage's ResNet18 U-Net (at any training size) the generator's
+  31 M parameters take 59 MB as float16, against the checkpoint's 388 MB
+  (measured after a step, when Adam's moments are there);
+* the file is a colorlib checkpoint with ``kind: "generator"`` (same format
+  marker, loaded with ``weights_only=True``), so everything that loads a
+  generator reads it (``colorlib colorize``, ``colorlib evaluate``,
+  :class:`colorlib.inference.Colorizer`, ``--init`` of the gan stage, the
+  notebooks' :func:`colorlib.notebook.ensure_stage`), while a resume
+  refuses it with a clear message.
+
+Half-precision weights change colorized pixels by well under one 8-bit
+level (tests/test_export.py measures it). The export also records whether
+training used mixed precision, so inference on a GPU uses it by default too.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+KIND = "generator"
+SUFFIX = "-generator.pt"  # <stage>-generator.pt beside <stage>.pt
+
+
+def export_path(checkpoint: str | os.PathLike) -> Path:
+    """Where :func:`export_generator` writes by default: ``gan.pt`` -> ``gan-generator.pt``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + SUFFIX)
+
+
+def is_export(ckpt: dict) -> bool:
+    return ckpt.get("kind") == KIND
+
+
+def training_amp(ckpt: dict) -> bool:
+    """Whether the run that made ``ckpt`` trained with mixed precision (bf16 or fp16).
+
+    Newer checkpoints say which dtype (``amp_dtype``); older ones only say
+    whether mixed precision was asked for (``train.amp``, on by default and
+    in effect on GPUs), which is the best guess there is.
+    """
+    if "amp_dtype" in ckpt:
+        return ckpt["amp_dtype"] is not None
+    return bool((ckpt.get("train") or {}).get("amp", True))
+
+
+def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None,
+                     dtype: torch.dtype = torch.float16, overwrite: bool = False) -> Path:
+    """Write ``checkpoint``'s generator and settings to ``out`` (default ``<stage>-generator.pt``).
+
+    ``dtype``: the floating-point weights' type (float16 halves float32's
+    size; integer buffers such as BatchNorm's counter stay as they are).
+    An existing ``out`` is replaced only with ``overwrite=True``.
+    """
+    checkpoint = Path(checkpoint)
+    out = Path(out) if out is not None else export_path(checkpoint)
+    if out.resolve() == checkpoint.resolve():
+        raise ValueError(f"{out}: the export would replace the checkpoint it comes from")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    ckpt = load_checkpoint(checkpoint)
+    weights = {k: (v.to(dtype) if v.is_floating_point() else v)
+               for k, v in ckpt["generator"].items()}
+    payload = {"kind": KIND, "model": ckpt["model"], "generator": weights,
+               "stage": ckpt.get("stage"), "weights_dtype": str(dtype).removeprefix("torch."),
+               "amp_dtype": ckpt.get("amp_dtype"), "train": {"amp": training_amp(ckpt)},
+               "step": ckpt.get("step"), "epoch": ckpt.get("epoch"),
+               "source": checkpoint.name, "colorlib_version": __version__,
+               "trained_with": ckpt.get("colorlib_version")}
+    return save_checkpoint(payload, out)
+
+
+def refuse_resume(ckpt: dict, path: str | os.PathLike) -> None:
+    """A resume needs the full checkpoint; an export says so instead of 'does not fit'."""
+    if is_export(ckpt):
+        raise CheckpointError(
+            f"{path}: a weights-only export (colorlib export): it colorizes and evaluates, and "
+            "can start the gan stage (--init), but training cannot continue from it; resume "
+            f"from the full checkpoint ({ckpt.get('source') or '<stage>.pt'})")
