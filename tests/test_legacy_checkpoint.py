@@ -79,19 +79,21 @@ def test_legacy_checkpoint_resumes_to_the_legacy_run(data):
     legacy_end = {k: v for k, v in load_checkpoint(STEP4).items() if not k.startswith("format")}
     ours = continue_from(STEP2, data)
     assert (ours["epoch"], ours["step"], ours["batch_in_epoch"]) == (2, 4, 0)
+    # Every key the old format had, with the same contents (newer keys may be added).
+    ours = {k: v for k, v in ours.items() if k in legacy_end}
     compare(ours, {**legacy_end, "colorlib_version": ours["colorlib_version"]}, exact=SAME_TORCH)
     assert len(ours["history"]) == 4 and len(ours["val_history"]) == 2
 
 
 def test_legacy_checkpoint_round_trips_through_the_new_trainer(tmp_path):
-    """Load, save with today's code: the same file contents, key for key, tensor for tensor."""
+    """Load, save with today's code: every old key comes back, tensor for tensor."""
     legacy = load_checkpoint(STEP2)
     trainer = Trainer.build(ModelConfig(**legacy["model"]), TrainConfig(**legacy["train"]), "cpu",
                             weights=None)
     trainer.resume(STEP2)
     resaved = load_checkpoint(trainer.save(tmp_path / "baseline.pt"))
-    assert resaved.keys() == legacy.keys()
-    compare(resaved, legacy, exact=True)
+    assert set(legacy) <= set(resaved)  # newer code may add keys, never drop or change one
+    compare({k: v for k, v in resaved.items() if k in legacy}, legacy, exact=True)
     assert torch.equal(resaved["rng"]["torch"], legacy["rng"]["torch"])
 
 
