@@ -23,6 +23,7 @@ def test_cpu_throughput_constants_are_the_benchmark_file_s():
     assert measured["meta"]["batch"] == 16 and measured["meta"]["threads"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["baseline", "pretrain", "gan"])
 def test_counted_flops_match_one_real_training_step(stage):
     from colorlib.stages import get_stage
@@ -37,6 +38,7 @@ def test_counted_flops_match_one_real_training_step(stage):
     assert counter.get_total_flops() / 2 == cost.training_flops_per_image(stage, size, filters)
 
 
+@pytest.mark.slow
 def test_flops_grow_with_the_image_area():
     small = cost.training_flops_per_image("pretrain", 64)
     big = cost.training_flops_per_image("pretrain", 128)

@@ -77,6 +77,7 @@ def test_the_cli_exports_and_colorize_and_evaluate_load_it(ck, tmp_path, real_ph
                 "--no-progress", "--json", str(tmp_path / "scores.json")]) == 0
 
 
+@pytest.mark.slow
 def test_training_cannot_resume_from_an_export_but_can_start_from_one(ck, tmp_path):
     out = export.export_generator(ck)
     trainer = Trainer.build(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),

@@ -130,6 +130,7 @@ def _tensors(tree, prefix="") -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_fp16_autocast_with_gradscaler_trains_on_the_cpu(loader):
     trainer = fp16_trainer()
     assert trainer.model.amp.scaler is not None  # fp16 gets a scaler, as on a T4

@@ -1,4 +1,5 @@
 """Live feedback while training: a line per report that stays, and the validation colours."""
+import pytest
 from robust_helpers import stage_run
 
 from colorlib.data import DataConfig, find_images
@@ -6,6 +7,7 @@ from colorlib.live import LiveProgress
 from colorlib.train import train_stage
 
 
+@pytest.mark.slow
 def test_a_line_per_epoch_and_per_step_budget_with_the_validation_photos(photo_folder, tmp_path, capsys):
     val_paths = find_images(photo_folder / "val")
     live = LiveProgress(val_paths, size=32, every_steps=2, folder=tmp_path / "live", image_every=2)
@@ -27,6 +29,7 @@ def test_a_line_per_epoch_and_per_step_budget_with_the_validation_photos(photo_f
     assert saved == sorted(f"baseline_{label.replace(' ', '')}.png" for label in shown)
 
 
+@pytest.mark.slow
 def test_without_photos_it_only_prints(photo_folder, tmp_path, capsys):
     live = LiveProgress()
     data = DataConfig(source=str(photo_folder), size=32, batch_size=4)

@@ -151,6 +151,7 @@ def test_baseline_trains_one_epoch_and_saves_a_checkpoint(photo_folder, tmp_path
         assert torch.equal(ckpt["discriminator"][key], value)
 
 
+@pytest.mark.slow
 def test_callbacks_see_every_step_and_can_stop_the_run(photo_folder, tmp_path):
     seen = []
 
