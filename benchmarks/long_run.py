@@ -336,6 +336,14 @@ def software() -> dict:
     return out
 
 
+def precision() -> str:
+    """What ``--cpu-amp`` amounted to here: bf16 only where the CPU has it natively."""
+    from colorlib.device import cpu_has_native_bf16
+
+    ours = "bf16 autocast" if cpu_has_native_bf16() else "fp32 (this CPU has no native bf16)"
+    return f"colorlib: {ours}; seed tutorial: fp32"
+
+
 def machine() -> dict:
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
@@ -358,8 +366,8 @@ def report(args) -> dict:
         "settings": {"train_photos": len(list((args.data / "train").glob("*.jpg"))),
                      "val_photos": len(list((args.data / "val").glob("*.jpg"))),
                      "size": args.size, "batch_size": args.batch_size, "seed": args.seed,
-                     "threads": args.threads, "precision": "bf16 autocast on the CPU (colorlib); "
-                     "fp32 (seed tutorial)", "encoder_weights": "none: random initialisation "
+                     "threads": args.threads, "precision": precision(),
+                     "encoder_weights": "none: random initialisation "
                      "(ImageNet weights cannot be downloaded on this machine)"},
         "machine": machine(), "software": software(),
         "stages": stages, "scores": sc, "ablation": ablation(stages, sc),

@@ -1,0 +1,83 @@
+"""benchmarks/long_run.py report: a run folder in, the published results file out."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "legacy_baseline_step4.pt"
+
+
+@pytest.fixture
+def long_run():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import long_run
+
+    yield long_run
+    sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def scores(psnr, auc, cf_delta, grey):
+    return {"psnr": psnr, "ssim": 0.9, "auc": auc, "colorfulness": 20.0,
+            "delta_colorfulness": cf_delta, "grey_fraction": grey}
+
+
+def fake_run(tmp_path: Path) -> argparse.Namespace:
+    data = tmp_path / "photos"
+    for split, n in (("train", 8), ("val", 3)):
+        (data / split).mkdir(parents=True)
+        for i in range(n):
+            (data / split / f"{i}.jpg").write_bytes(b"")
+    out = tmp_path / "run"
+    (out / "baseline").mkdir(parents=True)
+    shutil.copy(FIXTURE, out / "baseline" / "baseline.pt")
+    (out / "eval").mkdir()
+    for key, model in (("colorlib_baseline", scores(24.0, 90.0, -3.0, 0.4)),
+                       ("colorlib_pretrain", scores(25.1, 91.0, -20.0, 0.6)),
+                       ("colorlib_gan", scores(24.5, 90.5, -4.0, 0.3))):
+        (out / "eval" / f"{key}.json").write_text(json.dumps(
+            {"images": 3, "model": model,
+             "baselines": {"greyscale": scores(24.0, 89.5, -30.0, 1.0)}}))
+    return argparse.Namespace(out=out, data=data, size=32, batch_size=2, threads=1, seed=0,
+                              pretrain_epochs=10, gan_epochs=5, baseline_epochs=10,
+                              results=tmp_path / "published_results.json")
+
+
+def test_report_reads_checkpoints_and_scores(tmp_path, long_run):
+    args = fake_run(tmp_path)
+    result = long_run.report(args)
+    assert json.loads(args.results.read_text()) == result
+    base = result["stages"]["colorlib_baseline"]
+    # The fixture is a 4-step baseline run with batch 2 on 8 photos: 1 epoch of 10 asked for.
+    assert (base["steps"], base["images_seen"], base["epochs"]) == (4, 8, 1.0)
+    assert base["complete"] is False and base["target_epochs"] == 10
+    assert [e["epoch"] for e in base["epoch_log"]] == sorted({e["epoch"] for e in base["epoch_log"]})
+    assert sum(e["steps"] for e in base["epoch_log"]) == 4
+    assert result["status"] == "partial"  # most stages were never trained
+    assert result["scores"]["greyscale"]["psnr"] == 24.0
+    assert result["settings"]["train_photos"] == 8 and result["settings"]["val_photos"] == 3
+
+
+def test_targets_are_judged_from_the_scores(tmp_path, long_run):
+    result = long_run.report(fake_run(tmp_path))
+    met = {t["target"]: t["met"] for t in result["targets"]}
+    assert met["L1 generator PSNR above greyscale (dB)"] is True      # 25.1 - 24.0 >= 1.0
+    assert met["final generator PSNR above greyscale (dB)"] is True   # 0.5 >= 0.3
+    assert met["final generator |ΔCF|"] is True                       # 4.0 <= 5
+    assert met["near-grey pixels: final minus L1 generator (share)"] is True
+    gap = {t["target"]: t["value"] for t in result["targets"]}
+    assert gap["final generator PSNR above greyscale (dB)"] == pytest.approx(0.5)
+
+
+def test_epoch_log_averages_each_epoch_and_joins_validation(long_run):
+    history = [{"step": 1, "epoch": 0, "loss_G_L1": 1.0}, {"step": 2, "epoch": 0, "loss_G_L1": 3.0},
+               {"step": 3, "epoch": 1, "loss_G_L1": 0.5}]
+    val = [{"epoch": 1, "step": 2, "val_l1": 0.25}]
+    assert long_run.epoch_log(history, val) == [
+        {"epoch": 1, "steps": 2, "loss_G_L1": 2.0, "val_l1": 0.25},
+        {"epoch": 2, "steps": 1, "loss_G_L1": 0.5}]

@@ -1,0 +1,97 @@
+"""Every number quoted from a training run agrees with colorlib/published_results.json.
+
+Prose marks a quoted number with the key it comes from, e.g.
+``24.26<!--q:scores.colorlib_pretrain.psnr-->`` (``*100`` after the key for a
+share shown in percent). A rerun that changes the scores makes this test fail
+until the prose follows.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from colorlib.results import (RESULTS_FILE, ResultsError, agrees, load_results, lookup,
+                              quoted_numbers, scores_table)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def prose_files() -> dict[str, str]:
+    texts = {}
+    for path in [ROOT / "README.md", ROOT / "figures" / "README.md",
+                 ROOT / "benchmarks" / "RESULTS.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        if path.exists():
+            texts[str(path.relative_to(ROOT))] = path.read_text()
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        texts[str(nb.relative_to(ROOT))] = "\n".join(
+            "".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return texts
+
+
+QUOTES = [(name, *q) for name, text in prose_files().items() for q in quoted_numbers(text)]
+
+
+def test_results_file_is_package_data():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert "published_results.json" in pyproject  # shipped, so Colab notebooks can read it
+    if RESULTS_FILE.exists():
+        results = load_results()
+        assert results["schema"] == 1
+        assert results["settings"]["train_photos"] > 0
+        assert results["scores"]["greyscale"]["psnr"] > 0
+
+
+def test_every_quoted_number_matches_results():
+    wrong = []
+    for where, written, key, scale in QUOTES:
+        if not RESULTS_FILE.exists():
+            wrong.append(f"{where} quotes {written} for {key} but there is no results file")
+            continue
+        try:
+            value = lookup(load_results(), key)
+        except ResultsError as err:
+            wrong.append(f"{where}: {err}")
+            continue
+        if not agrees(written, value, scale):
+            wrong.append(f"{where} quotes {written} for {key}, the results file says {value}"
+                         + (f" (x{scale})" if scale != 1 else ""))
+    assert not wrong, "\n".join(wrong)
+
+
+def test_prose_is_scanned():
+    """The scan reaches the README and every notebook's markdown (or a quote could hide)."""
+    names = set(prose_files())
+    assert "README.md" in names and "figures/README.md" in names
+    assert sum(n.startswith("notebooks/") for n in names) >= 7
+
+
+def test_marker_parsing_and_rounding():
+    text = "PSNR 24.26 dB<!--q:a.b--> and 61.6%<!--q:c*100--> and 6,346<!--q:n-->"
+    assert list(quoted_numbers(text)) == [("24.26", "a.b", 1), ("61.6", "c", 100),
+                                          ("6,346", "n", 1)]
+    assert agrees("24.26", 24.2612) and not agrees("24.26", 24.2662)
+    assert agrees("61.6", 0.6158, 100) and not agrees("61.6", 0.6158)
+    assert agrees("6,346", 6346) and not agrees("6,346", 6345)
+
+
+def test_lookup_names_missing_key():
+    with pytest.raises(ResultsError, match="'scores.nope.psnr'"):
+        lookup({"scores": {}}, "scores.nope.psnr")
+    assert lookup({"a": [{"b": 3}]}, "a.0.b") == 3
+
+
+def test_missing_file_is_one_clear_error(tmp_path):
+    with pytest.raises(ResultsError, match="long_run.py report"):
+        load_results(tmp_path / "none.json")
+
+
+def test_scores_table_rows_follow_the_file():
+    results = {"scores": {"greyscale": {"psnr": 23.7, "ssim": 0.953, "auc": 89.99,
+                                        "colorfulness": 0.0, "delta_colorfulness": -34.9,
+                                        "grey_fraction": 1.0}}}
+    table = scores_table(results)
+    assert "| greyscale (ab = 0) | 23.70 | 0.953 | 89.99 | 0.0 | -34.9 | 100.0 |" in table
+    assert RESULTS_FILE.name == "published_results.json"
