@@ -46,10 +46,45 @@ def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam
     (``benchmarks/RESULTS.md``, "Other measurements").
     """
     params = list(params)
-    try:
+    if params and _fused_adam_runs(params[0].device):
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # older PyTorch, or a device without it
-        return torch.optim.Adam(params, lr=lr, betas=betas)
+    return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+_FUSED_ADAM: dict[str, bool] = {}
+
+
+def _fused_adam_runs(device: torch.device) -> bool:
+    """Whether a fused Adam step runs on ``device`` here (tried once per device type).
+
+    PyTorch 2.3 accepts ``fused=True`` for CPU tensors and only fails at the
+    first step (its fused kernel exists on CUDA only; the CPU's came in 2.4),
+    so constructing the optimiser proves nothing: one step on a scratch
+    tensor does.
+    """
+    if device.type not in _FUSED_ADAM:
+        try:
+            probe = torch.zeros(1, device=device, requires_grad=True)
+            opt = torch.optim.Adam([probe], fused=True)
+            probe.grad = torch.ones_like(probe)
+            opt.step()
+            _FUSED_ADAM[device.type] = True
+        except (RuntimeError, TypeError, ValueError, NotImplementedError):
+            _FUSED_ADAM[device.type] = False
+    return _FUSED_ADAM[device.type]
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, state: dict) -> None:
+    """Restore an optimiser's moments, keeping this machine's choice of the fused kernel.
+
+    A saved state records ``fused=True`` where it was made; restored as is on
+    a machine without a fused kernel for the device (PyTorch 2.3 on a CPU), the
+    first step would fail.
+    """
+    fused = [group.get("fused") for group in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, flag in zip(opt.param_groups, fused):
+        group["fused"] = flag
 
 
 def set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -203,6 +238,6 @@ class Pix2Pix:
         self.generator.load_state_dict(state["generator"])
         if self.net_D is not None:
             self.discriminator.load_state_dict(state["discriminator"])
-            self.opt_D.load_state_dict(state["opt_D"])
-        self.opt_G.load_state_dict(state["opt_G"])
+            _load_optimizer(self.opt_D, state["opt_D"])
+        _load_optimizer(self.opt_G, state["opt_G"])
         self.amp.load_state_dict(state.get("scaler") or {})
