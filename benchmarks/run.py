@@ -32,7 +32,9 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# The seed's code and the photos; a GPU machine that got the working tree only is pointed
+# at a carried copy (benchmarks/gpu_check.py, tools/prepare_gpu_check.py).
+SHARED = Path(os.environ.get("COLORLIB_SHARED") or REPO.parent / "shared")
 BATCH = 16
 
 # Dense bf16 tensor-core peaks (FLOP/s), from the vendors' data sheets.
