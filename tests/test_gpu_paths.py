@@ -41,7 +41,7 @@ def _extreme_colours() -> np.ndarray:
     return np.concatenate([corners, ramps, rng.integers(0, 256, (4096, 3))]).astype(np.uint8)
 
 
-@pytest.mark.parametrize("source", ["photos", "extremes"])
+@pytest.mark.parametrize("source", [pytest.param("photos", marks=pytest.mark.slow), "extremes"])
 def test_kornia_lab_path_agrees_with_skimage(source, real_photos):
     images = ([rgb[:96, :96] for rgb in real_photos] if source == "photos"
               else [_extreme_colours().reshape(-1, 8, 3)])
@@ -198,6 +198,7 @@ def test_rng_state_from_a_machine_with_more_gpus_restores_what_fits(monkeypatch)
     assert restored == [(i, i) for i in range(4)]
 
 
+@pytest.mark.slow
 def test_a_gpu_machines_checkpoint_resumes_on_the_cpu(loader, tmp_path):
     trainer = train_to(fp16_trainer(None), loader, 1)
     state = trainer.state_dict()
