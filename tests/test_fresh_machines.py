@@ -101,7 +101,7 @@ def test_colab_one_machine_per_notebook_drive_keeps_the_work(tmp_path):
             assert (kept / writes).is_file(), f"{name}: {writes} not kept on Drive"
             written[writes] = digest(kept / writes)
         assert (vm / "content" / "drive" / "MyDrive").is_symlink()  # this machine's own mount
-    assert sorted(p.name for p in kept.iterdir()) == ["baseline.pt", "gan.pt", "pretrain.pt"]
+    assert sorted(p.name for p in kept.glob("*.pt")) == ["baseline.pt", "gan.pt", "pretrain.pt"]
 
 
 def _read_only(folder: Path) -> None:
