@@ -5,11 +5,15 @@ One command starts it and the same command continues it after any interruption
 
     nohup nice -n 5 python benchmarks/long_run.py run --out runs/long128 >> runs/long128.log 2>&1 &
 
-and one command turns whatever has finished into the committed results file::
+On a GPU the issue's better schedule is ``run --device cuda --size 256 --pretrain-epochs 20
+--gan-epochs 20`` (mixed precision there; ``--cpu-amp`` is passed on the CPU only, where it
+means bf16 if the CPU has it natively and fp32 otherwise).
+
+And one command turns whatever has finished into the committed results file::
 
     python benchmarks/long_run.py report --out runs/long128
 
-Steps, in order (``--threads`` torch threads each, bf16 autocast on the CPU):
+Steps, in order (``--threads`` torch threads each):
 
 1. ``colorlib_pretrain``: the ResNet18 U-Net, L1 only, ``--pretrain-epochs`` (10) epochs.
 2. ``colorlib_gan``: GAN + 100*L1 fine-tuning for ``--gan-epochs`` (5) epochs, one epoch
@@ -71,7 +75,8 @@ def _ckpt_info(path: Path) -> dict | None:
 def colorlib_train(args, stage: str, epochs: int, folder: Path, extra: list[str] = ()) -> None:
     cmd = [sys.executable, "-m", "colorlib", "train", "--stage", stage, "--data", str(args.data),
            "--size", str(args.size), "--batch-size", str(args.batch_size), "--epochs", str(epochs),
-           "--checkpoint-dir", str(folder), "--weights", "none", "--cpu-amp", "--resume",
+           "--checkpoint-dir", str(folder), "--weights", "none", "--device", args.device,
+           *(["--cpu-amp"] if args.device == "cpu" else []), "--resume",
            "--save-every", str(args.save_every), "--seed", str(args.seed), "--no-progress",
            *extra]
     log("run: " + " ".join(cmd))
@@ -113,13 +118,13 @@ def seed_train(args, stage: str, seconds: float) -> None:
     if final.exists():
         return
     torch.manual_seed(args.seed)  # the same random initialisation as colorlib's encoder
-    net_G = st.build_res_unet(n_input=1, n_output=2, size=args.size, device="cpu",
+    net_G = st.build_res_unet(n_input=1, n_output=2, size=args.size, device=args.device,
                               pretrained=False)
     if stage == "gan":
         from colorlib.checkpoint import load_checkpoint
 
         net_G.load_state_dict(load_checkpoint(out / "pretrain.pt")["generator"])
-        model = st.MainModel(net_G=net_G, lambda_L1=100.0, device="cpu")
+        model = st.MainModel(net_G=net_G, lambda_L1=100.0, device=args.device)
         modules = {"model": model, "opt_G": model.opt_G, "opt_D": model.opt_D}
 
         def step_fn(data):
@@ -132,7 +137,8 @@ def seed_train(args, stage: str, seconds: float) -> None:
         modules = {"net_G": net_G, "opt": opt}
 
         def step_fn(data):
-            return {"loss_G_L1": st.pretrain_step(net_G, opt, criterion, data, device="cpu")}
+            return {"loss_G_L1": st.pretrain_step(net_G, opt, criterion, data,
+                                                  device=args.device)}
     done, step, history = 0.0, 0, []
     if state_path.exists():
         saved = torch.load(state_path, map_location="cpu", weights_only=False)
@@ -187,7 +193,8 @@ def evaluate(args, key: str, ckpt: Path) -> None:
     if out.exists() and out.stat().st_mtime > ckpt.stat().st_mtime:
         return
     cmd = [sys.executable, "-m", "colorlib", "evaluate", "--checkpoint", str(ckpt),
-           "--data", str(args.data / "val"), "--json", str(out), "--no-progress"]
+           "--data", str(args.data / "val"), "--json", str(out), "--no-progress",
+           "--device", args.device]
     log("run: " + " ".join(cmd))
     subprocess.run(cmd, cwd=ROOT, env=_env(args.threads), check=True)
 
@@ -350,7 +357,10 @@ def machine() -> dict:
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         cpu = platform.processor() or platform.machine()
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": None,
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu,
             "note": "shared with other work while training; minutes are wall-clock"}
 
 
@@ -402,6 +412,8 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (bf16 where the CPU has it) or cuda (mixed precision)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--pretrain-epochs", type=int, default=10)
