@@ -149,7 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         part["counts"] = pytest_counts(part["output_tail"])
         # pytest's 5: nothing selected ran (no test is marked cuda) - a failure of this check.
         result["tests"] = part
-    if "benchmark" not in skip:
+    peer = (REPO.parent / "shared" / "reference").is_dir() or CARRIED_SHARED.is_dir()
+    if "benchmark" not in skip and args.tiny and not peer:
+        # The benchmark measures colorlib against the seed tutorial's code, which lives only
+        # beside the checkout; the project's tests must pass without it, so the tiny CPU run
+        # records why the part did not run. On a GPU a missing peer stays a failure.
+        result["benchmark"] = {"skipped": "no seed peer: ../shared/reference is not beside "
+                                          "this checkout", "returncode": 0}
+    elif "benchmark" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "run.json"
             cmd = [py, "benchmarks/run.py", "--device", device, "--quick", "--json", str(out)]

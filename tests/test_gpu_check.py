@@ -28,7 +28,12 @@ def test_gpu_check_runs_every_part_on_the_cpu(tmp_path):
     assert result["meta"]["tiny"] and result["meta"]["device"] == "cpu"
     counts = result["tests"]["counts"]
     assert counts.get("skipped", 0) >= 1 and not counts.get("failed")  # cuda tests exist, skip here
-    assert "data_pipeline" in result["benchmark"]["results"]
+    peer = (ROOT.parent / "shared" / "reference").is_dir() or \
+        (ROOT / ".gpu_check" / "shared").is_dir()
+    if peer:
+        assert "data_pipeline" in result["benchmark"]["results"]
+    else:  # the project's tests pass without ../shared: the part says why it did not run
+        assert "no seed peer" in result["benchmark"]["skipped"]
     training = result["training"]
     for stage in ("baseline", "pretrain", "gan"):
         assert training[stage]["steps"] == 2 and training[stage]["images_per_s"] > 0
