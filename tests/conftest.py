@@ -15,6 +15,7 @@ torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 # subprocesses it waited for), which a busy machine does not inflate the way it does wall
 # time; the summary names each unmarked test over the limit, and the lane's total.
 FAST_TEST_LIMIT_CPU_S = 3.0
+_TESTS = Path(__file__).resolve().parent  # the lane is tests/ (notebooks are never in it)
 _cpu_by_test: dict[str, float] = {}
 
 
@@ -33,7 +34,7 @@ def _cpu_seconds() -> float:
 def pytest_runtest_protocol(item, nextitem):
     start = _cpu_seconds()
     yield
-    if item.get_closest_marker("slow") is None:
+    if item.get_closest_marker("slow") is None and _TESTS in item.path.parents:
         _cpu_by_test[item.nodeid] = _cpu_seconds() - start
 
 

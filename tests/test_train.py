@@ -37,7 +37,7 @@ def _params(net):
 def test_a_minimal_loop_needs_only_the_algorithm(photo_folder):
     """What notebooks 03-05 show: Pix2Pix, a loader, prepare_batch, gan_step."""
     torch.manual_seed(0)
-    cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8)
+    cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8, disc_filters=8)
     model = Pix2Pix(build_generator(cfg), build_discriminator(cfg))
     G0, D0 = _params(model.net_G), _params(model.net_D)
     loader = make_loader(ColorizationDataset(sorted((photo_folder / "train").glob("*.png")), 32,
@@ -57,7 +57,7 @@ def test_a_minimal_loop_needs_only_the_algorithm(photo_folder):
 
 def test_each_half_of_the_gan_step_updates_only_its_own_network():
     torch.manual_seed(0)
-    cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8)
+    cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8, disc_filters=8)
     model = Pix2Pix(build_generator(cfg), build_discriminator(cfg))
     model.set_input(*_batch())
     model.forward()
@@ -77,7 +77,7 @@ def test_each_half_of_the_gan_step_updates_only_its_own_network():
 
 def test_the_loop_runs_the_algorithm_unchanged():
     """Trainer.train_step = Pix2Pix.gan_step (+ layout, + averaging over ranks): same numbers."""
-    cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8)
+    cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8, disc_filters=8)
     torch.manual_seed(3)
     trainer = Trainer.build(cfg, TrainConfig(stage="baseline"), "cpu")
     torch.manual_seed(3)
