@@ -352,15 +352,16 @@ def precision() -> str:
 
 
 def machine() -> dict:
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or platform.machine()
+    """quality_run's machine facts plus the GPU, if any."""
     import torch
 
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from quality_run import machine_info
+
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": gpu,
+    info = machine_info()
+    info["loadavg"] = [round(x, 2) for x in info["loadavg"]]  # as JSON reads it back
+    return {**info, "gpu": gpu,
             "note": "shared with other work while training; minutes are wall-clock"}
 
 

@@ -149,3 +149,22 @@ def error_lines(stderr: str) -> list[str]:
     """The lines colorlib printed for the user (progress bars left out)."""
     return [line[line.index("colorlib: "):] for line in stderr.splitlines()
             if "colorlib: " in line]
+
+
+def assert_same_state(a, b, where="checkpoint"):
+    """Every tensor bitwise equal, every other value equal (wall-clock time aside)."""
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            if key != "train_seconds":
+                assert_same_state(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"

@@ -10,7 +10,8 @@ import sys
 import time
 
 import pytest
-from robust_helpers import CHILD_ENV, error_lines, make_training_photos, torch_threads
+from robust_helpers import (CHILD_ENV, assert_same_state, error_lines, make_training_photos,
+                            torch_threads)
 
 from colorlib import runs
 from colorlib.checkpoint import load_checkpoint
@@ -31,25 +32,6 @@ def photos(tmp_path_factory):
 def one_thread():
     with torch_threads(1):
         yield
-
-
-def assert_same_state(a, b, where="checkpoint"):
-    """Every tensor bitwise equal, every other value equal (wall-clock time aside)."""
-    import torch
-
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            if key != "train_seconds":
-                assert_same_state(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_state(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def colorlib_cmd(*args) -> list[str]:
