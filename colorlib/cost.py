@@ -32,6 +32,7 @@ import io
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 # Published peak of an NVIDIA T4 (datasheet): 65 TFLOPS fp16 with fp32 accumulate on
 # its tensor cores, 8.1 TFLOPS in plain fp32.
@@ -57,13 +58,32 @@ STAGE_TITLES = {"baseline": "pix2pix baseline (03)", "pretrain": "ResNet18 U-Net
                 "gan": "ResNet18 U-Net, GAN fine-tuning (05)"}
 
 
+def without_type_casts(net: nn.Module) -> nn.Module:
+    """``net`` with fastai's ``ToTensorBase`` layers replaced by ``nn.Identity`` (in place).
+
+    fastai's DynamicUnet ends in ``ToTensorBase``, which only changes the
+    output's Python class (no arithmetic, so no FLOPs). Under a dispatch mode
+    such as ``FlopCounterMode``, torch 2.3 (our declared floor) refuses that
+    re-typing ("the raw Tensor object is already associated to a python
+    object"), so the copy we count goes without it.
+    """
+    from fastai.layers import ToTensorBase
+
+    for name, child in net.named_children():
+        if isinstance(child, ToTensorBase):
+            setattr(net, name, nn.Identity())
+        else:
+            without_type_casts(child)
+    return net
+
+
 def _networks(stage: str, size: int, num_filters: int, device: str | torch.device = "meta"):
     """The stage's generator (and discriminator, if it has one) on ``device``."""
     from .networks import ModelConfig, build_discriminator, build_generator
     from .stages import get_stage
 
     cfg = ModelConfig(arch=get_stage(stage).arch, size=size, num_filters=num_filters)
-    net_G = build_generator(cfg, None).to(device)
+    net_G = without_type_casts(build_generator(cfg, None)).to(device)
     net_D = build_discriminator(cfg).to(device) if get_stage(stage).adversarial else None
     return net_G, net_D
 

@@ -31,11 +31,26 @@ def test_counted_flops_match_one_real_training_step(stage):
     size, filters = 64, 8  # batch 2: BatchNorm in train mode needs more than one value
     cfg = ModelConfig(arch=get_stage(stage).arch, size=size, num_filters=filters)
     net_D = build_discriminator(cfg) if get_stage(stage).adversarial else None
-    model = Pix2Pix(build_generator(cfg, None), net_D)
+    model = Pix2Pix(cost.without_type_casts(build_generator(cfg, None)), net_D)
     L, ab = torch.randn(2, 1, size, size), torch.rand(2, 2, size, size) - 0.5
     with FlopCounterMode(display=False) as counter:
         model.train_step(L, ab)
     assert counter.get_total_flops() / 2 == cost.training_flops_per_image(stage, size, filters)
+
+
+def test_counting_leaves_out_only_the_output_s_type_cast():
+    from fastai.layers import ToTensorBase
+
+    cfg = ModelConfig(arch="resnet18_unet", size=32, num_filters=8)
+    torch.manual_seed(0)
+    net = build_generator(cfg, None).eval()
+    L = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        before = net(L)
+        assert any(isinstance(m, ToTensorBase) for m in net.modules())
+        after = cost.without_type_casts(net)(L)
+    assert not any(isinstance(m, ToTensorBase) for m in net.modules())
+    assert type(after) is torch.Tensor and torch.equal(before.as_subclass(torch.Tensor), after)
 
 
 @pytest.mark.slow
