@@ -112,7 +112,16 @@ def test_resume_with_other_settings_is_refused_naming_each(photos, tmp_path, cap
 
 
 # ------------------------------------------------------------ Ctrl-C
-def test_the_step_guard_defers_ctrl_c_to_the_end_of_a_step():
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler, even where the shell started us with SIGINT ignored
+    (a background job: then StepGuard rightly stands aside and nothing could be tested)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_the_step_guard_defers_ctrl_c_to_the_end_of_a_step(python_sigint):
     with StepGuard() as guard:
         with pytest.raises(KeyboardInterrupt):
             with guard.shielded():
@@ -132,6 +141,12 @@ def test_the_step_guard_defers_ctrl_c_to_the_end_of_a_step():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
+def interruptible() -> None:
+    """In the child before it starts: Ctrl-C as a terminal delivers it (a shell's background
+    job inherits SIGINT ignored, and Python then never installs its handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
 def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(photos, tmp_path, capsys):
@@ -139,7 +154,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(photos, tmp_path, capsys
     first = subprocess.Popen(colorlib_cmd("train", "--data", photos, "--checkpoint-dir", ck,
                                           "--epochs", "500", "--save-every", "3", *BASE),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=CHILD_ENV)
+                             env=CHILD_ENV, preexec_fn=interruptible)
     deadline = time.monotonic() + 240
     while not (ck / "baseline.pt").exists():  # step 3 is saved: training is under way
         assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()

@@ -162,20 +162,50 @@ def test_every_format_pillow_reads_is_taken_and_the_others_name_their_plugin(tmp
     formats["k.qoi"] = {}
     write_qoi(lib / "k.qoi")
     assert np.array_equal(np.asarray(Image.open(lib / "k.qoi").convert("RGB")), gradient(24, 32))
-    (lib / "IMG_0002.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # a phone's photo
     (lib / "DSC_0003.NEF").write_bytes(b"II*\x00 raw sensor data")
     (lib / "notes.txt").write_text("not a photo, not mentioned")
     code, lines, out = colorize(lib, "--out", tmp_path / "out", ckpt=ckpt)
-    assert f"colorized {len(formats)} of {len(formats) + 2}" in out
+    assert f"colorized {len(formats)} of {len(formats) + 1}" in out
     assert len(list((tmp_path / "out").glob("*.png"))) == len(formats)
-    assert code == 1 and len(lines) == 2
-    heic = next(line for line in lines if "HEIC" in line)
-    assert "IMG_0002.HEIC" in heic and "pip install pillow-heif" in heic
-    raw = next(line for line in lines if "NEF" in line)
-    assert "camera RAW" in raw and "TIFF or JPEG" in raw
-    # Named on its own, a HEIC file gets the same advice.
-    code, lines, _ = colorize(lib / "IMG_0002.HEIC", "--out", tmp_path / "o2", ckpt=ckpt)
-    assert code == 1 and "pillow-heif" in lines[0]
+    assert code == 1 and len(lines) == 1
+    assert "DSC_0003.NEF" in lines[0] and "camera RAW" in lines[0] and "TIFF or JPEG" in lines[0]
+
+
+# pillow-heif registers itself only when colorlib imports it, so a process that cannot
+# import it is a machine without the plugin.
+_WITHOUT_HEIF = ("import sys; sys.modules['pillow_heif'] = None; from colorlib.cli import main; "
+                 "sys.exit(main(sys.argv[1:]))")
+
+
+def test_heic_without_its_plugin_gets_one_line_naming_the_plugin(tmp_path, ckpt):
+    import subprocess
+    import sys
+
+    lib = tmp_path / "lib"
+    photo(lib / "IMG_0001.png")
+    (lib / "IMG_0002.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # a phone's photo
+    for target, done in ((lib, "colorized 1 of 2"), (lib / "IMG_0002.HEIC", None)):
+        run = subprocess.run([sys.executable, "-c", _WITHOUT_HEIF, "colorize", str(target),
+                              "--out", str(tmp_path / "out"), "--checkpoint", str(ckpt)],
+                             capture_output=True, text=True, timeout=300)
+        lines = error_lines(run.stderr)
+        assert run.returncode == 1 and len(lines) == 1, run.stderr
+        assert "IMG_0002.HEIC" in lines[0] and "pip install pillow-heif" in lines[0]
+        assert done is None or done in run.stdout
+
+
+def test_a_phone_s_heic_photo_is_colorized_once_pillow_heif_is_installed(tmp_path, ckpt):
+    pillow_heif = pytest.importorskip("pillow_heif")  # in the dev and notebooks extras
+    pillow_heif.register_heif_opener()
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    Image.fromarray(gradient(48, 64)).save(lib / "IMG_0001.HEIC", quality=90)
+    (lib / "IMG_0002.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # cut off in transfer
+    code, lines, out = colorize(lib, "--out", tmp_path / "out", ckpt=ckpt)
+    assert "colorized 1 of 2" in out
+    assert Image.open(tmp_path / "out" / "IMG_0001.png").size == (64, 48)
+    assert code == 1 and len(lines) == 1
+    assert "IMG_0002.HEIC" in lines[0] and "pillow-heif" not in lines[0]
 
 
 def test_skip_existing_redoes_only_what_is_missing(tmp_path, ckpt):
