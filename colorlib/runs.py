@@ -61,10 +61,10 @@ class RunLock:
                 why = self._stale(holder)
                 if why is None:
                     raise RunLockedError(self._refusal(holder)) from None
-                self.log(f"note: {self.checkpoint}: taking over the lock of an earlier run that "
-                         f"is gone ({why})")
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
+                if not holder.get("gone"):
+                    self.log(f"note: {self.checkpoint}: taking over the lock of an earlier run "
+                             f"that is gone ({why})")
+                    self._remove_stale(holder)
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump({"pid": os.getpid(), "host": socket.gethostname(),
@@ -99,11 +99,40 @@ class RunLock:
             with contextlib.suppress(OSError):
                 os.utime(self.path)
 
-    def _holder(self) -> dict | None:
+    def _remove_stale(self, holder: dict) -> None:
+        """Remove the lock file judged stale, and only that one.
+
+        Two runs may judge the same dead lock stale at once; the first takes it
+        over with a fresh file at the same path, which the second must not
+        delete. So the file is first moved aside (an atomic rename, also on
+        Google Drive) and compared with what was judged; a rival's fresh lock
+        is put back.
+        """
+        aside = self.path.with_name(f"{self.path.name}.{self.token.replace(':', '-')}")
         try:
-            holder = json.loads(self.path.read_text())
+            os.replace(self.path, aside)
+        except FileNotFoundError:
+            return
+        try:
+            if holder.get("raw") is not None and aside.read_bytes() != holder["raw"]:
+                try:
+                    os.link(aside, self.path)  # fails if a third run has a lock there by now
+                except FileExistsError:
+                    pass
+                except OSError:  # a file system without hard links
+                    if not self.path.exists():
+                        os.replace(aside, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                aside.unlink()
+
+    def _holder(self) -> dict | None:
+        raw = None
+        try:
+            raw = self.path.read_bytes()
+            holder = json.loads(raw)
             holder["age"] = time.time() - self.path.stat().st_mtime
-            return holder if isinstance(holder, dict) else None
+            return {**holder, "raw": raw} if isinstance(holder, dict) else None
         except FileNotFoundError:
             return {"pid": None, "host": None, "age": 0.0, "gone": True}
         except (OSError, ValueError, TypeError):
@@ -111,7 +140,7 @@ class RunLock:
                 age = time.time() - self.path.stat().st_mtime
             except OSError:
                 return None
-            return {"pid": None, "host": None, "age": age} if age > 2 else None
+            return {"pid": None, "host": None, "age": age, "raw": raw} if age > 2 else None
 
     def _stale(self, holder: dict) -> str | None:
         """Why ``holder``'s lock is stale, or None if its run may still be alive."""

@@ -77,6 +77,29 @@ def test_stale_locks_are_detected(tmp_path, monkeypatch):
     assert "last touched" in notes[0] and not lock.exists()
 
 
+def test_two_runs_taking_over_one_stale_lock_leave_one_writer(tmp_path):
+    """Both judge a dead run's lock stale; the first takes it over; the second, acting on its
+    now outdated judgement, must not delete the first one's fresh lock."""
+    ckpt = tmp_path / "baseline.pt"
+    lock = tmp_path / "baseline.pt.lock"
+    lock.write_text(json.dumps({"pid": 1, "host": "colab-vm-that-died"}))
+    old = time.time() - runs.STALE_AFTER_S - 60
+    os.utime(lock, (old, old))
+    first, second = RunLock(ckpt, log=lambda _: None), RunLock(ckpt, log=lambda _: None)
+    judged = second._holder()  # the second run reads the dead lock ...
+    first.acquire()  # ... the first takes it over in the meantime ...
+    try:
+        assert second._stale(judged) is not None
+        second._remove_stale(judged)  # ... and the second acts on what it read
+        assert json.loads(lock.read_text())["token"] == first.token
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.pt.lock"]
+        with pytest.raises(RunLockedError, match=f"process {os.getpid()}"):
+            second.acquire()
+    finally:
+        first.release()
+    assert not lock.exists()
+
+
 def test_the_lock_is_kept_fresh_while_a_run_lives(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "HEARTBEAT_S", 0.05)
     with RunLock(tmp_path / "baseline.pt") as lock:
