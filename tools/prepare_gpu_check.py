@@ -26,7 +26,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 def spread(paths: list[Path], n: int) -> list[Path]:
@@ -36,28 +35,36 @@ def spread(paths: list[Path], n: int) -> list[Path]:
 
 
 def photos_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    """The photos colorlib itself would find there (same formats, hidden files skipped)."""
+    from colorlib.images import scan_folder
+
+    return scan_folder(folder).images
 
 
 def reencode(src: Path, dest: Path, square: int | None = None, max_side: int | None = None) -> bool:
-    """Write ``src`` as a JPEG at ``dest``; False (and a note) if it cannot be read."""
+    """Write ``src`` as a JPEG at ``dest``; False (and a note) if it cannot be read.
+
+    Read as colorlib reads photos (displayed orientation, embedded colour
+    profile converted to sRGB), so the carried copy shows what training sees.
+    """
     from PIL import Image, ImageOps
+
+    from colorlib.images import ImageReadError, load_rgb
 
     if dest.exists():
         return True
     try:
-        with Image.open(src) as img:
-            img = ImageOps.exif_transpose(img).convert("RGB")
-            if square is not None:
-                img = ImageOps.fit(img, (square, square), Image.Resampling.LANCZOS)
-            elif max_side is not None:
-                img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            img.save(dest, quality=92)
-        return True
-    except (OSError, ValueError) as err:
-        print(f"skipped {src}: {err}", file=sys.stderr)
+        img = Image.fromarray(load_rgb(src, max_side=square or max_side))
+    except ImageReadError as err:
+        print(f"skipped: {err}", file=sys.stderr)
         return False
+    if square is not None:
+        img = ImageOps.fit(img, (square, square), Image.Resampling.LANCZOS)
+    elif max_side is not None:
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    img.save(dest, quality=92)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
