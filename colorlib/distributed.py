@@ -181,6 +181,13 @@ def stop_if_any(env: DistEnv, device: torch.device, trouble: bool, error) -> Non
         raise error(ranks)
 
 
+def any_rank(env: DistEnv, device: torch.device, flag: bool) -> bool:
+    """``flag`` of any rank, the same answer on every rank (one all-reduce; alone: ``flag``)."""
+    if not env.enabled:
+        return flag
+    return any(_codes_of_all_ranks(env, device, int(flag)))
+
+
 _NON_FINITE = {1: "NaN", 2: "infinite"}
 
 

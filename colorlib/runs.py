@@ -13,7 +13,9 @@
   signal) lets the step in progress finish, so :meth:`Trainer.fit
   <colorlib.train.Trainer.fit>` can save a checkpoint at a step boundary
   that resumes exactly; :class:`TrainingInterrupted` says what was kept.
-  A second Ctrl-C stops at once, without saving.
+  A second Ctrl-C stops at once, without saving. Data-parallel, the ranks
+  agree at each step's end whether any of them had a Ctrl-C, and all stop
+  there together.
 
 Not taught in a notebook; the README's command-line section describes it.
 """

@@ -273,17 +273,29 @@ class Trainer:
 
         Ctrl-C (Colab's stop button) lets the step in progress finish, saves a
         checkpoint there that resumes exactly, and raises
-        :class:`~colorlib.runs.TrainingInterrupted` saying so.
+        :class:`~colorlib.runs.TrainingInterrupted` saying so. Data-parallel,
+        a Ctrl-C on any rank is held until the step ends; then all ranks learn
+        of it together (:meth:`_stop_point`) and stop after that same step, so
+        none is left waiting for the others in a collective.
         """
-        guard = StepGuard(enabled=not self.dist.enabled)  # data-parallel: ranks must agree
+        guard = StepGuard()
         first_step = self.state.step
+        # Data-parallel, a Ctrl-C is never acted on mid-way: only at the agreed stop points.
+        held = guard.shielded(reraise=False) if self.dist.enabled else contextlib.nullcontext()
         with guard:
             try:
-                self._epochs(guard, loader, checkpoint, val_batch, list(callbacks), progress,
-                             on_error, val_image_dir, val_every)
+                with held:
+                    self._epochs(guard, loader, checkpoint, val_batch, list(callbacks),
+                                 progress, on_error, val_image_dir, val_every)
             except KeyboardInterrupt:
                 raise self._interrupted(guard, checkpoint, first_step) from None
         return self
+
+    def _stop_point(self, guard: StepGuard) -> None:
+        """The end of a step: data-parallel, stop every rank here if any had a Ctrl-C."""
+        if self.dist.enabled and distributed.any_rank(self.dist, self.policy.device,
+                                                      guard.pending):
+            raise KeyboardInterrupt
 
     def _epochs(self, guard: StepGuard, loader, checkpoint, val_batch, callbacks: list,
                 progress: bool, on_error: str, val_image_dir, val_every: int) -> None:
@@ -326,6 +338,7 @@ class Trainer:
                     if prepared is not None:
                         for cb in callbacks:
                             cb.on_step_end(self, losses)
+                    self._stop_point(guard)
                 if done:
                     break
             bar.close()
@@ -346,6 +359,7 @@ class Trainer:
                         self.save(checkpoint)
                     for cb in callbacks:
                         cb.on_epoch_end(self)
+                    self._stop_point(guard)
 
     def _interrupted(self, guard: StepGuard, checkpoint, first_step: int) -> TrainingInterrupted:
         """Ctrl-C: save where the loop stands (a step boundary) unless nothing is new or a second

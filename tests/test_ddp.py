@@ -20,12 +20,14 @@ step, and only rank 0 writes the checkpoint. A third run trains the
 pretrain stage (the ResNet18 U-Net, channels_last) the same way.
 
 Trouble on one rank only must stop both, quickly and with the same message:
-a NaN loss on rank 1 (pretrain) and a batch share with no readable image on
-rank 1 (baseline); each is its own ``torchrun`` launch.
+a NaN loss on rank 1 (pretrain), a batch share with no readable image on
+rank 1 and a Ctrl-C that reaches rank 1 alone (baseline: both stop after
+the same step and rank 0 saves it); each is its own ``torchrun`` launch.
 """
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -104,6 +106,16 @@ if rank == 1 and trouble == "unreadable":  # rank 1's share of the second batch:
                 return None
         return real_prepare(batch, *args, **kwargs)
     train.prepare_batch = prepare_batch
+if rank == 1 and trouble == "interrupt":  # Ctrl-C reaches rank 1 alone, in its second step
+    import signal
+    real_prepare = train.prepare_batch
+    def prepare_batch(batch, *args, **kwargs):
+        if kwargs.get("augment"):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+        return real_prepare(batch, *args, **kwargs)
+    train.prepare_batch = prepare_batch
 stage = "pretrain" if trouble == "nan" else "baseline"
 run = RunConfig(TrainConfig(stage=stage, epochs=3, seed=5, max_steps=4),
                 DataConfig(source=data, size=32, batch_size=8, seed=5),
@@ -111,7 +123,7 @@ run = RunConfig(TrainConfig(stage=stage, epochs=3, seed=5, max_steps=4),
                 num_filters=8, progress=False)
 try:
     train_stage(run, log=lambda *a: None)
-except Exception as err:
+except (Exception, KeyboardInterrupt) as err:
     import torch.distributed as dist
     with open(f"{out}/{trouble}_rank{rank}.txt", "w") as f:
         f.write(f"{type(err).__name__}: {err}\\n{dist.is_initialized()}")
@@ -229,7 +241,9 @@ def test_each_rank_draws_its_own_dropout_masks(runs):
     ("nan", "NonFiniteLossError: stage 'pretrain', step 2: L1 loss is not finite on rank 1 (NaN) "
             "of 2 ranks; every rank stopped"),
     ("unreadable", "ValueError: stage 'baseline', epoch 2, batch 1: no image of rank 1's share "
-                   "could be read")])  # 6 photos per rank, 4 a batch: one step an epoch
+                   "could be read"),  # 6 photos per rank, 4 a batch: one step an epoch
+    ("interrupt", "TrainingInterrupted: training interrupted at step 2 (epoch 2, batch 1); saved "
+                  "a checkpoint there that resumes exactly")])
 def test_trouble_on_one_rank_stops_both_with_one_message(runs, trouble, expected):
     import time
 
@@ -242,7 +256,8 @@ def test_trouble_on_one_rank_stops_both_with_one_message(runs, trouble, expected
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node=2", str(script), str(out), str(photos), trouble],
                           capture_output=True, text=True, timeout=240,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seconds = time.perf_counter() - start
     assert proc.returncode != 0, "the run went on"
     said = [(out / f"{trouble}_rank{r}.txt").read_text().split("\n") for r in (0, 1)]
@@ -252,3 +267,5 @@ def test_trouble_on_one_rank_stops_both_with_one_message(runs, trouble, expected
     # Both stop at the step itself: seconds after start-up, not a process-group timeout
     # (gloo's default is 30 minutes; the launch itself takes about 10 s on a 2-core CPU).
     assert seconds < 200, seconds
+    if trouble == "interrupt":  # rank 0 saved where both stopped
+        assert load_checkpoint(out / trouble / "baseline.pt")["step"] == 2
