@@ -495,6 +495,9 @@ def to_rgb(img: Image.Image, name: str = "image", photometric: int | None = None
       the lightness and colours it is meant to have;
     * TIFF photometric interpretations: MinIsWhite at any bit depth, CIELab
       (through LittleCMS), separated (CMYK), palette;
+    * without a profile, a PNG's ``gAMA`` chunk (a linear or gamma-1.8 scan)
+      and a camera's EXIF Adobe RGB marker are honoured too
+      (:func:`_stated_encoding`);
     * 16/32-bit greyscale is scaled by its bit depth; transparency is
       composited on white (transparent regions of a scan are paper).
 
@@ -528,7 +531,71 @@ def to_rgb(img: Image.Image, name: str = "image", photometric: int | None = None
             warnings.warn(ColourProfileWarning(
                 f"{name}: its embedded colour profile cannot be used ({err}); "
                 "read as sRGB"), stacklevel=2)
+    elif img.mode in ("L", "RGB"):
+        stated = _stated_encoding(img)
+        if stated is not None:
+            return _to_srgb(img, *stated)
     return img if img.mode == "RGB" else img.convert("RGB")
+
+
+# Adobe RGB (1998) to linear sRGB: both white points are D65, so no adaptation is needed
+# (Adobe RGB -> XYZ from Adobe's specification, XYZ -> sRGB from IEC 61966-2-1).
+_ADOBE_RGB_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
+                               [-0.9692660, 1.8760108, 0.0415560],
+                               [0.0556434, -0.2040259, 1.0572252]]) @ np.array(
+    [[0.5767309, 0.1855540, 0.1881852],
+     [0.2973769, 0.6273491, 0.0752741],
+     [0.0270343, 0.0706872, 0.9911085]])
+_ADOBE_RGB_GAMMA = 563 / 256
+_EXIF_IFD, _INTEROP_IFD, _COLOR_SPACE = 0x8769, 0xA005, 0xA001
+
+
+def _stated_encoding(img: Image.Image) -> tuple[float, np.ndarray | None] | None:
+    """``(decoding exponent, primaries matrix or None)`` a file states without an ICC profile.
+
+    * A PNG ``gAMA`` chunk (without an ``sRGB`` chunk, which overrides it):
+      ``sample = light ** gamma``; 1/2.2 is taken as sRGB as viewers do, but
+      a linear (1.0) or Mac-era (1/1.8) scan is converted.
+    * EXIF ColorSpace "uncalibrated" with the DCF interoperability index
+      ``R03`` (or the value 2 some cameras write): a camera set to Adobe RGB
+      that embeds no profile.
+
+    None: nothing stated beyond sRGB.
+    """
+    gamma = img.info.get("gamma")
+    if "srgb" not in img.info and isinstance(gamma, (int, float)) and gamma > 0 \
+            and abs(gamma * 2.2 - 1) > 0.05:
+        return 1.0 / gamma, None
+    if img.mode == "RGB":
+        try:
+            exif = img.getexif()
+            space = exif.get_ifd(_EXIF_IFD).get(_COLOR_SPACE)
+            adobe = space == 2 or (space == 0xFFFF and str(
+                exif.get_ifd(_INTEROP_IFD).get(1, "")).strip("\x00 ") == "R03")
+        except Exception:  # noqa: BLE001 - damaged EXIF states nothing usable
+            adobe = False
+        if adobe:
+            return _ADOBE_RGB_GAMMA, _ADOBE_RGB_TO_SRGB
+    return None
+
+
+def _to_srgb(img: Image.Image, exponent: float, primaries: np.ndarray | None) -> Image.Image:
+    """Decode to linear light, change primaries if given, encode with sRGB's curve (8 bit)."""
+    linear_of = ((np.arange(256) / 255.0) ** exponent).astype(np.float32)  # 256 levels
+    if primaries is None:
+        return img.point(_srgb_encode(linear_of).tolist() * len(img.getbands())).convert("RGB")
+    pixels, matrix = np.asarray(img), primaries.T.astype(np.float32)
+    out = np.empty_like(pixels)
+    for top in range(0, pixels.shape[0], 512):  # in bands of rows: a 48 MP photo stays small
+        rows = linear_of[pixels[top:top + 512]] @ matrix
+        out[top:top + 512] = _srgb_encode(np.clip(rows, 0.0, 1.0))
+    return Image.fromarray(out, "RGB")
+
+
+def _srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """Linear light in [0, 1] to 8-bit sRGB (IEC 61966-2-1's curve)."""
+    v = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+    return np.clip(np.round(v * 255.0), 0, 255).astype(np.uint8)
 
 
 def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:

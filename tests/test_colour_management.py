@@ -73,6 +73,70 @@ def test_wide_gamut_photos_are_converted_to_srgb(tmp_path, space, fmt):
     assert np.abs(stored - expected).max() > 25  # the raw values are not sRGB
 
 
+def png_with_chunks(path: Path, array: np.ndarray, **chunks: bytes) -> Path:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for name, data in chunks.items():
+        info.add(name.encode(), data)
+    Image.fromarray(array).save(path, pnginfo=info)
+    return path
+
+
+def gama(gamma: float) -> bytes:
+    return round(gamma * 100000).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("gamma", [1.8, 1.0])
+def test_a_png_gamma_chunk_without_a_profile_is_honoured(tmp_path, gamma):
+    """A linear or Mac-era scan saved as PNG states its encoding in gAMA (file gamma = 1/gamma)."""
+    path = png_with_chunks(tmp_path / "scan.png", RAMP, gAMA=gama(1 / gamma))
+    assert Image.open(path).info["gamma"] == pytest.approx(1 / gamma, abs=1e-5)
+    expected = np.round(icc.srgb_encode((np.arange(256) / 255.0) ** gamma) * 255.0)
+    rgb = load_rgb(path).astype(float)
+    assert np.abs(rgb[0, :, 0] - expected).max() <= 1
+    assert np.abs(RAMP[0] - expected).max() > 15
+    # RGB too, channel by channel.
+    patches = colour_patches()
+    rgb = load_rgb(png_with_chunks(tmp_path / "photo.png", patches, gAMA=gama(1 / gamma)))
+    expected = np.round(icc.srgb_encode((patches / 255.0) ** gamma) * 255.0)
+    assert np.abs(rgb.astype(float) - expected).max() <= 1
+
+
+def test_a_png_gamma_of_srgb_or_with_an_srgb_chunk_changes_nothing(tmp_path):
+    for name, chunks in (("g22.png", {"gAMA": gama(1 / 2.2)}),
+                         ("srgb.png", {"sRGB": b"\x00", "gAMA": gama(1.0)})):
+        assert (load_rgb(png_with_chunks(tmp_path / name, RAMP, **chunks))[..., 0] == RAMP).all()
+
+
+def camera_jpeg(path: Path, array: np.ndarray, color_space: int, interop: str | None) -> Path:
+    exif_ifd = {0xA001: color_space}  # ColorSpace: 1 sRGB, 0xFFFF uncalibrated
+    if interop is not None:
+        exif_ifd[0xA005] = {1: interop}  # the DCF interoperability index
+    exif = Image.Exif()
+    exif[0x8769] = exif_ifd  # (written this way, Pillow 10.3 keeps the nested IFDs too)
+    Image.fromarray(array).save(path, exif=exif.tobytes(), quality=100, subsampling=0)
+    return path
+
+
+@pytest.mark.parametrize("color_space, interop", [(0xFFFF, "R03"), (2, None)])
+def test_a_camera_s_adobe_rgb_without_a_profile_is_converted(tmp_path, color_space, interop):
+    patches = colour_patches()
+    path = camera_jpeg(tmp_path / "DSC_0001.JPG", patches, color_space, interop)
+    stored = np.asarray(Image.open(path)).astype(float)
+    expected = icc.to_srgb8(stored, icc.ADOBE_PRIMARIES, lambda v: v ** icc.ADOBE_GAMMA)
+    got = load_rgb(path).astype(float)
+    assert np.abs(got - expected).max() <= 2 and np.abs(got - expected).mean() < 0.3
+    assert np.abs(stored - expected).max() > 25  # the raw values are not sRGB
+
+
+@pytest.mark.parametrize("color_space, interop", [(1, "R98"), (0xFFFF, None), (0xFFFF, "THM")])
+def test_other_camera_colour_spaces_are_read_as_srgb(tmp_path, color_space, interop):
+    patches = colour_patches()
+    path = camera_jpeg(tmp_path / "DSC_0002.JPG", patches, color_space, interop)
+    assert (load_rgb(path) == np.asarray(Image.open(path))).all()
+
+
 def test_srgb_profile_changes_nothing(tmp_path):
     patches = colour_patches()
     path = saved(tmp_path, "srgb.png", patches, srgb_icc_bytes())
