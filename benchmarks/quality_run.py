@@ -268,7 +268,32 @@ def report(args) -> dict:
     table = markdown_table(summary)
     (args.out / "results.md").write_text(table)
     print(table)
+    if args.publish is not None:
+        args.publish.write_text(json.dumps(published(summary), indent=1) + "\n")
+        print(f"published: {args.publish}")
     return summary
+
+
+def published(summary: dict) -> dict:
+    """What may be committed about a run: its numbers, never its weights or photos.
+
+    ``figures/figures_run.json`` is this for the run the committed figures
+    come from; ``figures/README.md`` quotes it with ``<!--q:figures_run:KEY-->``
+    markers, which ``tests/test_quoted_numbers.py`` checks.
+    """
+    keep = ("steps", "images_seen", "epochs", "seconds", "minutes_budget", "threads", "size",
+            "batch_size", "cpu_seconds")
+    training = {key: {k: info[k] for k in keep if k in info}
+                for key, info in summary["training"].items()}
+    for info in training.values():
+        info["minutes"] = round(info.get("seconds", 0.0) / 60, 1)
+    metrics = {key: {k: round(v, 4) for k, v in m.items() if isinstance(v, (int, float))}
+               for key, m in summary["metrics"].items()}
+    machine = {k: v for k, v in summary["machine"].items() if k != "loadavg"}
+    return {"schema": 1, "what": "benchmarks/quality_run.py: colorlib and the seed tutorial "
+            "trained side by side with equal wall-clock deadlines, then evaluated",
+            "val_photos": summary["images"], "machine": machine, "training": training,
+            "scores": metrics}
 
 
 def _read_train_info(out: Path) -> dict:
@@ -387,6 +412,9 @@ def main(argv=None) -> None:
     parser.add_argument("--pretrain-min", type=float, default=14)
     parser.add_argument("--gan-min", type=float, default=7)
     parser.add_argument("--baseline-min", type=float, default=7)
+    parser.add_argument("--publish", type=Path, default=None,
+                        help="report/evaluate/all: also write the run's committable numbers "
+                             "here (e.g. figures/figures_run.json)")
     args = parser.parse_args(argv)
     if not (args.data / "train").is_dir():
         raise SystemExit(f"--data: {args.data}/train not found (the shared photos are needed)")

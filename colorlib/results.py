@@ -37,8 +37,10 @@ MODEL_LABELS = {
 
 # A quoted number: digits (maybe signed, with thousands commas and decimals),
 # an optional unit, then the marker with its dotted key and optional scale.
+# The key may name another results file first: ``<!--q:figures_run:training.x.steps-->``
+# quotes ``figures/figures_run.json`` (the run the committed figures come from).
 QUOTE = re.compile(r"([+-]?\d[\d,]*(?:\.\d+)?)\s*(?:%|dB|px|min|s)?\s*"
-                   r"<!--q:([A-Za-z0-9_.\-]+)(?:\*(\d+))?-->")
+                   r"<!--q:((?:[a-z_]+:)?[A-Za-z0-9_.\-]+)(?:\*(\d+))?-->")
 
 
 class ResultsError(ValueError):
@@ -66,6 +68,12 @@ def lookup(results: dict, key: str) -> Any:
         except (KeyError, IndexError, ValueError, TypeError):
             raise ResultsError(f"results have no {key!r} (stopped at {part!r})") from None
     return node
+
+
+def split_source(marked_key: str) -> tuple[str | None, str]:
+    """``"figures_run:a.b"`` -> ``("figures_run", "a.b")``; an unprefixed key -> ``(None, key)``."""
+    source, sep, key = marked_key.partition(":")
+    return (source, key) if sep else (None, marked_key)
 
 
 def quoted_numbers(text: str) -> Iterator[tuple[str, str, int]]:

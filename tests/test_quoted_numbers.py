@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from colorlib.results import (RESULTS_FILE, ResultsError, agrees, load_results, lookup,
-                              quoted_numbers, scores_table)
+                              quoted_numbers, scores_table, split_source)
 
 ROOT = Path(__file__).resolve().parents[1]
+# Results files other than the published one, by the prefix their markers use.
+SOURCES = {"figures_run": ROOT / "figures" / "figures_run.json"}
 
 
 def prose_files() -> dict[str, str]:
@@ -46,12 +48,17 @@ def test_results_file_is_package_data():
 
 def test_every_quoted_number_matches_results():
     wrong = []
-    for where, written, key, scale in QUOTES:
-        if not RESULTS_FILE.exists():
-            wrong.append(f"{where} quotes {written} for {key} but there is no results file")
+    for where, written, marked, scale in QUOTES:
+        source, key = split_source(marked)
+        if source is not None and source not in SOURCES:
+            wrong.append(f"{where} quotes {written} from {source!r}, which is no results file")
+            continue
+        path = SOURCES.get(source, RESULTS_FILE)
+        if not path.exists():
+            wrong.append(f"{where} quotes {written} for {key} but there is no {path.name}")
             continue
         try:
-            value = lookup(load_results(), key)
+            value = lookup(load_results(path), key)
         except ResultsError as err:
             wrong.append(f"{where}: {err}")
             continue
@@ -66,6 +73,25 @@ def test_prose_is_scanned():
     names = set(prose_files())
     assert "README.md" in names and "figures/README.md" in names
     assert sum(n.startswith("notebooks/") for n in names) >= 7
+
+
+def test_markers_may_name_another_results_file():
+    text = "145<!--q:figures_run:training.colorlib_baseline.steps--> and 3<!--q:a.b-->"
+    assert [split_source(k) for _, k, _ in quoted_numbers(text)] == [
+        ("figures_run", "training.colorlib_baseline.steps"), (None, "a.b")]
+
+
+def test_the_figures_run_file_holds_numbers_only():
+    """What is committed about the figures' run: no weights, no photos, no paths to them."""
+    path = SOURCES["figures_run"]
+    if not path.exists():
+        pytest.skip("no figures run published")
+    assert path.stat().st_size < 20_000
+    run = load_results(path)
+    assert run["schema"] == 1 and run["val_photos"] > 0
+    assert "checkpoint" not in path.read_text() and "/shared/" not in path.read_text()
+    for stage in ("colorlib_baseline", "colorlib_pretrain", "colorlib_gan"):
+        assert run["training"][stage]["steps"] > 0 and stage in run["scores"]
 
 
 def test_marker_parsing_and_rounding():
