@@ -77,3 +77,20 @@ def test_ab_class_maps_draw_one_square_per_class():
     assert len(fig.axes) == 4
     drawn = fig.axes[0].images[0].get_array()
     assert np.isfinite(drawn).sum() == len(centres)
+
+
+def test_every_committed_figure_has_a_caption_and_every_caption_a_figure():
+    """figures/README.md describes exactly the files in figures/ (a regenerated figure that is
+    new, or a caption whose figure was dropped, fails here)."""
+    import re
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "figures"
+    files = {p.name for p in folder.iterdir() if p.suffix in (".png", ".jpg", ".gif")}
+    captioned = set(re.findall(r"^- `(\d\d_[a-z0-9_]+\.(?:png|jpg|gif))`", (folder / "README.md")
+                               .read_text(), re.M))
+    paired = set(re.findall(r"^- `(\d\d_[a-z0-9_]+\.png)`, `(\d\d_[a-z0-9_]+\.png)`",
+                            (folder / "README.md").read_text(), re.M))
+    captioned |= {name for pair in paired for name in pair}
+    assert files - captioned == set(), "figures without a caption"
+    assert captioned - files == set(), "captions without a figure"
