@@ -276,7 +276,9 @@ class Trainer:
         :class:`~colorlib.runs.TrainingInterrupted` saying so. Data-parallel,
         a Ctrl-C on any rank is held until the step ends; then all ranks learn
         of it together (:meth:`_stop_point`) and stop after that same step, so
-        none is left waiting for the others in a collective.
+        none is left waiting for the others in a collective. (``torchrun``
+        passes one Ctrl-C on to each worker and kills them 30 s later; the
+        checkpoint is written atomically, so a kill mid-save keeps the last one.)
         """
         guard = StepGuard()
         first_step = self.state.step
