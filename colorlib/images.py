@@ -538,20 +538,17 @@ def to_rgb(img: Image.Image, name: str = "image", photometric: int | None = None
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-# Adobe RGB (1998) to linear sRGB: both white points are D65, so no adaptation is needed
-# (Adobe RGB -> XYZ from Adobe's specification, XYZ -> sRGB from IEC 61966-2-1).
-_ADOBE_RGB_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
-                               [-0.9692660, 1.8760108, 0.0415560],
-                               [0.0556434, -0.2040259, 1.0572252]]) @ np.array(
-    [[0.5767309, 0.1855540, 0.1881852],
-     [0.2973769, 0.6273491, 0.0752741],
-     [0.0270343, 0.0706872, 0.9911085]])
+# Adobe RGB (1998) -> XYZ, from Adobe's specification. Its white point is D65, like sRGB's,
+# so XYZ -> linear sRGB (colorlib.lab's matrix) follows without adaptation.
+_ADOBE_RGB_TO_XYZ = np.array([[0.5767309, 0.1855540, 0.1881852],
+                              [0.2973769, 0.6273491, 0.0752741],
+                              [0.0270343, 0.0706872, 0.9911085]])
 _ADOBE_RGB_GAMMA = 563 / 256
 _EXIF_IFD, _INTEROP_IFD, _COLOR_SPACE = 0x8769, 0xA005, 0xA001
 
 
 def _stated_encoding(img: Image.Image) -> tuple[float, np.ndarray | None] | None:
-    """``(decoding exponent, primaries matrix or None)`` a file states without an ICC profile.
+    """``(decoding exponent, RGB -> XYZ matrix or None)`` a file states without an ICC profile.
 
     * A PNG ``gAMA`` chunk (without an ``sRGB`` chunk, which overrides it):
       ``sample = light ** gamma``; 1/2.2 is taken as sRGB as viewers do, but
@@ -575,27 +572,26 @@ def _stated_encoding(img: Image.Image) -> tuple[float, np.ndarray | None] | None
         except Exception:  # noqa: BLE001 - damaged EXIF states nothing usable
             adobe = False
         if adobe:
-            return _ADOBE_RGB_GAMMA, _ADOBE_RGB_TO_SRGB
+            return _ADOBE_RGB_GAMMA, _ADOBE_RGB_TO_XYZ
     return None
 
 
-def _to_srgb(img: Image.Image, exponent: float, primaries: np.ndarray | None) -> Image.Image:
-    """Decode to linear light, change primaries if given, encode with sRGB's curve (8 bit)."""
+def _to_srgb(img: Image.Image, exponent: float, to_xyz: np.ndarray | None) -> Image.Image:
+    """Decode to linear light, change primaries if given (via XYZ), re-encode as 8-bit sRGB."""
+    from .lab import _XYZ_FROM_RGB, linear_to_srgb
+
+    def encode(linear: np.ndarray) -> np.ndarray:
+        return np.round(np.clip(linear_to_srgb(linear), 0.0, 1.0) * 255.0).astype(np.uint8)
+
     linear_of = ((np.arange(256) / 255.0) ** exponent).astype(np.float32)  # 256 levels
-    if primaries is None:
-        return img.point(_srgb_encode(linear_of).tolist() * len(img.getbands())).convert("RGB")
-    pixels, matrix = np.asarray(img), primaries.T.astype(np.float32)
+    if to_xyz is None:
+        return img.point(encode(linear_of).tolist() * len(img.getbands())).convert("RGB")
+    matrix = (np.linalg.inv(_XYZ_FROM_RGB) @ to_xyz).T.astype(np.float32)
+    pixels = np.asarray(img)
     out = np.empty_like(pixels)
     for top in range(0, pixels.shape[0], 512):  # in bands of rows: a 48 MP photo stays small
-        rows = linear_of[pixels[top:top + 512]] @ matrix
-        out[top:top + 512] = _srgb_encode(np.clip(rows, 0.0, 1.0))
+        out[top:top + 512] = encode(np.clip(linear_of[pixels[top:top + 512]] @ matrix, 0.0, 1.0))
     return Image.fromarray(out, "RGB")
-
-
-def _srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """Linear light in [0, 1] to 8-bit sRGB (IEC 61966-2-1's curve)."""
-    v = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
-    return np.clip(np.round(v * 255.0), 0, 255).astype(np.uint8)
 
 
 def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:

@@ -233,7 +233,15 @@ def _rgb_planes(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) ->
     low = (f - _F_C) / _F_K
     f **= 3
     np.copyto(f, low, where=linear_part)
-    lin = _LIN_FROM_XYZN @ f
+    np.clip(linear_to_srgb(_LIN_FROM_XYZN @ f), 0.0, 1.0, out=out)
+
+
+def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
+    """Linear light -> sRGB's transfer curve (IEC 61966-2-1), in place on a float32 array.
+
+    Returns ``lin``; values are not clipped. Also used by
+    :func:`colorlib.images.to_rgb` for files that state another encoding.
+    """
     dark = lin <= np.float32(0.0031308)
     dark_values = lin * np.float32(12.92)
     np.maximum(lin, 0.0, out=lin)
@@ -241,7 +249,7 @@ def _rgb_planes(L: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) ->
     lin *= np.float32(1.055)
     lin -= np.float32(0.055)
     np.copyto(lin, dark_values, where=dark)
-    np.clip(lin, 0.0, 1.0, out=out)
+    return lin
 
 
 def in_srgb_gamut(lab: np.ndarray, tolerance: float = 1e-4) -> np.ndarray:
