@@ -1,31 +1,43 @@
 """The long quality run: every stage trained for whole epochs on the shared photos, resumable.
 
-One command starts it and the same command continues it after any interruption
-(each step resumes from its checkpoint, or is skipped when it is complete)::
+It runs from its own git worktree at a fixed commit, with its own install, so that work on
+the checkout cannot change a run in progress (each step is a new process that imports
+colorlib afresh). One command starts it and the same command continues it after any
+interruption (each step resumes from its checkpoint, or is skipped when it is complete)::
 
-    nohup nice -n 5 python benchmarks/long_run.py run --out runs/long128 >> runs/long128.log 2>&1 &
+    git worktree add ../long64-src <commit> && cd ../long64-src && python -m venv .venv \
+        && .venv/bin/pip install -e .
+    nohup nice -n 5 .venv/bin/python benchmarks/long_run.py run >> ../runs/long64.log 2>&1 &
 
-On a GPU the issue's better schedule is ``run --device cuda --size 256 --pretrain-epochs 20
+On a GPU the tutorial's own schedule is ``run --device cuda --size 256 --pretrain-epochs 20
 --gan-epochs 20`` (mixed precision there; ``--cpu-amp`` is passed on the CPU only, where it
-means bf16 if the CPU has it natively and fp32 otherwise).
+means bf16 if the CPU has it natively and fp32 otherwise). ``--size 128`` is the CPU
+alternative; its cost is in ``benchmarks/RESULTS.md``.
 
 And one command turns whatever has finished into the committed results file::
 
-    python benchmarks/long_run.py report --out runs/long128
+    python benchmarks/long_run.py report
 
 Steps, in order (``--threads`` torch threads each):
 
 1. ``colorlib_pretrain``: the ResNet18 U-Net, L1 only, ``--pretrain-epochs`` (10) epochs.
 2. ``colorlib_gan``: GAN + 100*L1 fine-tuning for ``--gan-epochs`` (5) epochs, one epoch
-   per call so that every epoch's checkpoint is kept (``gan_epochs/``) for the ablation.
+   per call so that every epoch's checkpoint is kept (``gan_epochs/``); the epoch with the
+   lowest validation L1 is the ablation's first variant.
 3. ``colorlib_baseline``: the pix2pix U-Net from scratch, ``--baseline-epochs`` (10) epochs.
-4. ``gan_lowlr``: the ablation's second variant, the same fine-tuning with a 4x lower
-   generator learning rate, same epochs.
-5. ``seed_pretrain`` / ``seed_gan``: the seed tutorial's own loops
-   (``../shared/reference/seed_tutorial.py``) for the same wall-clock seconds as
-   colorlib's stage took, same threads, fp32 as the seed has it.
-6. ``evaluate``: ``colorlib evaluate`` on the 300 validation photos at full resolution for
+4. ``seed_pretrain``: the seed tutorial's own L1 pretraining loop
+   (``../shared/reference/seed_tutorial.py``) for the same training seconds as step 1,
+   same threads, fp32 as the seed has it, validated on the same photos once per epoch.
+5. ``evaluate``: ``colorlib evaluate`` on the 300 validation photos at full resolution for
    every finished model (the greyscale baseline comes with each report).
+
+Optional steps, only with ``--optional``, and only after steps 1-5 are done:
+``gan_lowlr`` (the same fine-tuning with a 4x lower generator learning rate) and
+``seed_gan`` (the seed's GAN loop for the same seconds as step 2).
+
+Every subprocess is logged to ``<out>/steps.jsonl`` with the commit it ran from, its
+command, wall-clock and CPU seconds and the load average, so the report can say what ran
+where.
 
 No ImageNet weights can be had on this machine, so both ResNet18 encoders start from the
 same random initialisation. Checkpoints stay under ``--out`` (git-ignored): weights trained
@@ -36,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import os
 import platform
 import shutil
@@ -49,6 +62,7 @@ SHARED = ROOT.parent / "shared"
 DATA = SHARED / "data" / "photos"
 RESULTS = ROOT / "colorlib" / "published_results.json"
 LOWLR = 5e-5  # the ablation variant: a quarter of the default 2e-4
+OPTIONAL = ("gan_lowlr", "seed_gan")
 
 
 def log(msg: str) -> None:
@@ -58,6 +72,37 @@ def log(msg: str) -> None:
 def _env(threads: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
     return env
+
+
+def commit() -> str:
+    """The commit this script's checkout is at (``+dirty`` if it has changes)."""
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def logged_run(args, name: str, cmd: list[str]) -> None:
+    """Run one step's subprocess and append what it cost to ``<out>/steps.jsonl``."""
+    log("run: " + " ".join(cmd))
+    start, cpu, load = time.time(), _children_cpu(), os.getloadavg()
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(args.threads))
+    rec = {"step": name, "commit": commit(), "command": cmd, "returncode": proc.returncode,
+           "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start)),
+           "wall_seconds": round(time.time() - start, 1),
+           "cpu_seconds": round(_children_cpu() - cpu, 1),
+           "loadavg_start": [round(x, 2) for x in load],
+           "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
+    with open(args.out / "steps.jsonl", "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    if proc.returncode:
+        raise SystemExit(f"step {name} failed (exit {proc.returncode}); run the same command "
+                         "again to resume")
 
 
 def _ckpt_info(path: Path) -> dict | None:
@@ -79,8 +124,7 @@ def colorlib_train(args, stage: str, epochs: int, folder: Path, extra: list[str]
            *(["--cpu-amp"] if args.device == "cpu" else []), "--resume",
            "--save-every", str(args.save_every), "--seed", str(args.seed), "--no-progress",
            *extra]
-    log("run: " + " ".join(cmd))
-    subprocess.run(cmd, cwd=ROOT, env=_env(args.threads), check=True)
+    logged_run(args, f"{folder.name}/{stage}", cmd)
 
 
 def stage_done(path: Path, epochs: int) -> bool:
@@ -149,11 +193,24 @@ def seed_train(args, stage: str, seconds: float) -> None:
     paths = seed_paths(args.data / "train")
     dl = st.make_dataloaders(batch_size=args.batch_size, n_workers=0, pin_memory=False,
                              paths=paths, split="train", size=args.size)
+    steps_per_epoch = len(dl)
+    val_L, val_ab = seed_validation_batch(args)
+    val_history = saved.get("val_history", []) if state_path.exists() else []
+
+    def validate() -> None:
+        """colorlib's per-epoch measurement: L1 on the same 16 validation photos, eval mode."""
+        net_G.eval()
+        with torch.no_grad():
+            loss = (net_G(val_L) - val_ab).abs().mean().item()
+        net_G.train()
+        val_history.append({"epoch": step // steps_per_epoch, "step": step,
+                            "train_seconds": round(done, 2), "val_l1": loss})
+        log(f"seed {stage}: step {step}, {done:.0f} s, val L1 {loss:.5f}")
 
     def save() -> None:
         tmp = state_path.with_suffix(".tmp")
         torch.save({**{k: m.state_dict() for k, m in modules.items()}, "seconds": done,
-                    "step": step, "history": history}, tmp)
+                    "step": step, "history": history, "val_history": val_history}, tmp)
         os.replace(tmp, state_path)
 
     last_save = time.perf_counter()
@@ -163,18 +220,34 @@ def seed_train(args, stage: str, seconds: float) -> None:
             losses = step_fn(data)
             done += time.perf_counter() - t
             step += 1
-            history.append({"step": step, "epoch": step * args.batch_size // len(paths),
+            history.append({"step": step, "epoch": (step - 1) // steps_per_epoch,
                             **losses})
+            if step % steps_per_epoch == 0 and stage == "pretrain":
+                validate()
             if time.perf_counter() - last_save > 300:
                 save()
                 last_save = time.perf_counter()
             if done >= seconds:
                 break
+    if stage == "pretrain" and (not val_history or val_history[-1]["step"] != step):
+        validate()  # the end of the budget, mid-epoch
     save()
-    info = {"steps": step, "seconds": round(done, 1), "history": history}
+    info = {"steps": step, "seconds": round(done, 1), "history": history,
+            "val_history": val_history}
     net_G.eval()
     export_seed_generator(net_G, stage, args.size, info, final)
     log(f"seed {stage}: {step} steps in {done:.0f} s -> {final}")
+
+
+def seed_validation_batch(args):
+    """The batch colorlib's trainer validates on (the first ``--batch-size`` validation
+    photos), normalised by colorlib, which the seed's Lab scaling matches (L/50 - 1, ab/110)."""
+    from colorlib.data import DataConfig, prepare_batch, resolve_source
+    from colorlib.train import _validation_batch
+
+    cfg = DataConfig(source=str(args.data), size=args.size, batch_size=args.batch_size)
+    _, val_paths = resolve_source(cfg)
+    return prepare_batch(_validation_batch(val_paths, cfg), args.device)
 
 
 # ------------------------------------------------------------------ evaluate
@@ -195,8 +268,7 @@ def evaluate(args, key: str, ckpt: Path) -> None:
     cmd = [sys.executable, "-m", "colorlib", "evaluate", "--checkpoint", str(ckpt),
            "--data", str(args.data / "val"), "--json", str(out), "--no-progress",
            "--device", args.device]
-    log("run: " + " ".join(cmd))
-    subprocess.run(cmd, cwd=ROOT, env=_env(args.threads), check=True)
+    logged_run(args, f"evaluate/{key}", cmd)
 
 
 def evaluate_all(args) -> None:
@@ -391,26 +463,32 @@ def report(args) -> dict:
 
 def run(args) -> None:
     col, base, low = args.out / "colorlib", args.out / "baseline", args.out / "gan_lowlr"
-    log(f"long run: {args.out}, {args.size} px, batch {args.batch_size}, {args.threads} threads")
+    log(f"long run: {args.out}, {args.size} px, batch {args.batch_size}, {args.threads} threads, "
+        f"commit {commit()}")
     colorlib_train(args, "pretrain", args.pretrain_epochs, col)
     gan_by_epoch(args, col, col / "pretrain.pt")
-    evaluate_all(args)
     colorlib_train(args, "baseline", args.baseline_epochs, base)
-    low.mkdir(parents=True, exist_ok=True)
-    colorlib_train(args, "gan", args.gan_epochs, low,
-                   ["--init", str(col / "pretrain.pt"), "--lr-g", str(LOWLR)])
     seed_train(args, "pretrain", _ckpt_info(col / "pretrain.pt")["train_seconds"])
-    seed_train(args, "gan", _ckpt_info(col / "gan.pt")["train_seconds"])
     evaluate_all(args)
+    log("steps 1-5 complete")
+    if "gan_lowlr" in args.optional:
+        low.mkdir(parents=True, exist_ok=True)
+        colorlib_train(args, "gan", args.gan_epochs, low,
+                       ["--init", str(col / "pretrain.pt"), "--lr-g", str(LOWLR)])
+    if "seed_gan" in args.optional:
+        seed_train(args, "gan", _ckpt_info(col / "gan.pt")["train_seconds"])
+    if args.optional:
+        evaluate_all(args)
     log("long run complete; now: python benchmarks/long_run.py report --out " + str(args.out))
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("run", "evaluate", "report"))
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "long128")
+    parser.add_argument("--out", type=Path, default=ROOT.parent / "runs" / "long64",
+                        help="run folder, outside the repository (default ../runs/long64)")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu",
@@ -421,6 +499,8 @@ def main(argv=None) -> None:
     parser.add_argument("--gan-epochs", type=int, default=5)
     parser.add_argument("--baseline-epochs", type=int, default=10)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--optional", nargs="*", default=[], choices=OPTIONAL,
+                        help="extra steps after steps 1-5")
     args = parser.parse_args(argv)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -108,7 +108,7 @@ def export_seed_generator(net_G, stage: str, size: int, info: dict, path: Path) 
                "weights": "none", "colorlib_version": __version__,
                "source": "seed_tutorial (exported by benchmarks/quality_run.py)",
                "step": info["steps"], "train_seconds": info["seconds"],
-               "history": info.pop("history")}
+               "history": info.pop("history"), "val_history": info.pop("val_history", [])}
     return save_checkpoint(payload, path)
 
 

@@ -142,8 +142,8 @@ def test_baseline_trains_one_epoch_and_saves_a_checkpoint(photo_folder, tmp_path
     val = make_loader(ColorizationDataset(res.val_paths[:4], 32, lab=False), 4, train=False)
     L, ab = prepare_batch(next(iter(val)), "cpu")
     (record,) = t.val_history
-    assert record == {"epoch": 1, "step": 3, "val_l1": pytest.approx(
-        l1_loss(t.predict(L), ab).item(), rel=1e-6)}
+    assert record == {"epoch": 1, "step": 3, "train_seconds": round(t.train_seconds, 2),
+                      "val_l1": pytest.approx(l1_loss(t.predict(L), ab).item(), rel=1e-6)}
     ckpt = load_checkpoint(res.checkpoint, arch="pix2pix_unet", stage="baseline")
     assert res.checkpoint.name == "baseline.pt"
     assert (ckpt["model"]["size"], ckpt["epoch"], ckpt["step"]) == (32, 1, 3)
