@@ -13,15 +13,56 @@ def test_lab_axis_colour_maps_are_grey_at_zero_and_coloured_at_the_ends():
     assert yellow_end[:2].mean() > yellow_end[2] and blue_end[2] > blue_end[:2].mean()
 
 
-def test_plot_helpers_return_figures_with_the_expected_panels(real_photos):
-    fig = plot_lab_channels(real_photos[0])
+def _shown(ax) -> np.ndarray:
+    return np.asarray(ax.images[0].get_array())
+
+
+def test_lab_channels_show_the_photo_then_L_a_b_in_order(real_photos):
+    from colorlib.lab import rgb_to_lab
+
+    rgb = real_photos[0]
+    fig = plot_lab_channels(rgb)
     assert len(fig.axes) == 4 + 3  # four images, three colour bars
-    L = np.zeros((3, 1, 16, 16), np.float32)
-    ab = np.zeros((3, 2, 16, 16), np.float32)
-    assert len(plot_colorization_grid(L, ab, ab).axes) == 9
-    history = [{"step": i, "loss_G_L1": 1.0 / (i + 1), "loss_D": 0.5} for i in range(10)]
-    fig = plot_losses(history, smooth=3)
-    assert len(fig.axes) == 2
+    lab = rgb_to_lab(rgb)
+    assert np.array_equal(_shown(fig.axes[0]), rgb)
+    for ax, channel in zip(fig.axes[1:4], range(3)):
+        np.testing.assert_allclose(_shown(ax), lab[..., channel], atol=1e-4)
+
+
+def test_colorization_grid_puts_input_prediction_truth_in_rows_and_photos_in_columns():
+    """Distinct photos and distinct ab per row, so a swapped row or column shows."""
+    from colorlib.lab import merge_lab
+
+    rng = np.random.default_rng(0)
+    L = rng.uniform(-0.8, 0.8, (3, 1, 16, 16)).astype(np.float32)
+    pred = rng.uniform(-0.3, 0.3, (3, 2, 16, 16)).astype(np.float32)
+    true = rng.uniform(-0.3, 0.3, (3, 2, 16, 16)).astype(np.float32)
+    fig = plot_colorization_grid(L, pred, true, titles=["a", "b", "c"])
+    assert len(fig.axes) == 9
+    for i in range(3):
+        column = fig.axes[i::3]  # subplots are stored row by row
+        np.testing.assert_allclose(_shown(column[0]), (L[i, 0] + 1) / 2, atol=1e-6)
+        np.testing.assert_allclose(_shown(column[1]), merge_lab(L[i], pred[i]), atol=1e-6)
+        np.testing.assert_allclose(_shown(column[2]), merge_lab(L[i], true[i]), atol=1e-6)
+        assert column[0].get_title() == "abc"[i]
+    assert [fig.axes[r * 3].get_ylabel() for r in range(3)] == [
+        "input (L)", "colorized", "ground truth"]
+
+
+def test_loss_plot_draws_each_loss_in_its_panel_with_the_validation_curve():
+    history = [{"step": i, "loss_G_L1": 1.0 / (i + 1), "loss_D": 0.5 + 0.01 * i}
+               for i in range(1, 11)]
+    val = [{"step": 5, "val_l1": 0.3}, {"step": 10, "val_l1": 0.2}]
+    fig = plot_losses(history, val_history=val)
+    l1_ax, gan_ax, val_ax = fig.axes
+    np.testing.assert_allclose(l1_ax.lines[0].get_ydata(), [h["loss_G_L1"] for h in history])
+    np.testing.assert_allclose(gan_ax.lines[0].get_ydata(), [h["loss_D"] for h in history])
+    assert l1_ax.lines[0].get_label() == "loss_G_L1" and gan_ax.lines[0].get_label() == "loss_D"
+    np.testing.assert_allclose(val_ax.lines[0].get_xdata(), [5, 10])
+    np.testing.assert_allclose(val_ax.lines[0].get_ydata(), [0.3, 0.2])
+    smoothed = plot_losses(history, smooth=3).axes[0].lines[1].get_ydata()
+    np.testing.assert_allclose(smoothed, np.convolve([h["loss_G_L1"] for h in history],
+                                                     np.ones(3) / 3, mode="valid"))
 
 
 def test_patch_verdicts_give_one_score_per_patch_and_draw_over_the_photo(real_photos):
