@@ -262,7 +262,20 @@ def test_cuda_mixed_precision_steps_and_resume(dtype, tmp_path, tiny_root):
 
 
 @pytest.mark.cuda
-def test_cuda_checkpoint_from_more_gpus_resumes_here(tmp_path):
-    state = rng_state()
-    state["cuda"] = list(state["cuda"]) * (torch.cuda.device_count() + 3)
+def test_cuda_checkpoint_from_more_gpus_resumes_here():
+    """Real CUDA generators (not faked calls): saved from a machine with three more GPUs than
+    this one, each GPU here gets its own saved state back, and draws continue from it."""
+    count = torch.cuda.device_count()
+    saved = []
+    for index in range(count + 3):  # a distinct state per saving GPU, so a mix-up shows
+        torch.cuda.manual_seed(1000 + index)  # GPU 0's generator, read back as a state
+        saved.append(torch.cuda.get_rng_state(0))
+    state = {"torch": torch.get_rng_state(), "cuda": saved}
+    torch.cuda.manual_seed_all(7)  # move every GPU's generator away from the saved states
     restore_rng_state(state)  # no IndexError for the GPUs this machine lacks
+    for index in range(count):
+        assert torch.equal(torch.cuda.get_rng_state(index), saved[index]), f"GPU {index}"
+    torch.cuda.manual_seed(1000)
+    want = torch.rand(4, device="cuda:0")
+    restore_rng_state(state)
+    assert torch.equal(torch.rand(4, device="cuda:0"), want)
