@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "the global batch, split over the N processes).")
     train.add_argument("--stage", required=True, choices=STAGE_NAMES,
                        help="baseline: pix2pix U-Net with GAN+L1; pretrain: ResNet18 U-Net with "
-                       "L1 only; gan: GAN fine-tuning of the ResNet18 U-Net")
+                       "L1 only; gan: GAN fine-tuning of the ResNet18 U-Net; classify: the "
+                       "ResNet18 U-Net predicting a*b* colour classes (Zhang et al.)")
     train.add_argument("--data", default="tiny",
                        help="tiny (embedded, offline), coco (fastai COCO sample, downloads), "
                        "or a folder of images (default: tiny)")
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--cpu-amp", action="store_true",
                        help="on CPUs with native bf16 (AMX / AVX512-BF16): bf16 mixed precision, "
                        "about 3x faster per step; ignored elsewhere (GPUs use mixed precision anyway)")
+    train.add_argument("--no-rebalance", action="store_true",
+                       help="classify stage: plain cross-entropy, without Zhang et al.'s class "
+                       "rebalancing (an ablation)")
 
     col = sub.add_parser("colorize", help="colorize images at full resolution",
                          description="Colorize each IMAGE with a checkpoint and write "
@@ -208,6 +212,16 @@ def _megapixels(text: str) -> float:
     return value
 
 
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def _model_flags(parser: argparse.ArgumentParser) -> None:
     """Flags of the commands that read photos with a trained generator (colorize, evaluate)."""
     parser.add_argument("--max-megapixels", type=_megapixels, default=None,
@@ -218,6 +232,10 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
                         "colorlib's settings, as other tutorials do): the generator it holds")
     parser.add_argument("--model-size", type=_size, default=256,
                         help="with --arch: the size it was trained at (default 256)")
+    parser.add_argument("--temperature", type=_temperature, default=None,
+                        help="classify checkpoints: decode the colour classes at this annealed-"
+                        "mean temperature instead of the stored one (0.38): 1 is the plain mean, "
+                        "0 the most likely class")
 
 
 def _max_pixels(args) -> int | None:
@@ -228,6 +246,7 @@ def _load_colorizer(args):
     from .inference import Colorizer
 
     return Colorizer.load(args.checkpoint, device=args.device, amp=getattr(args, "amp", None),
+                          temperature=args.temperature,
                           arch=args.arch, size=args.model_size)
 
 
@@ -238,6 +257,8 @@ def cmd_train(args) -> int:
 
     if args.init is not None and args.stage != "gan":
         raise CLIError("--init is only used by --stage gan")
+    if args.no_rebalance and args.stage != "classify":
+        raise CLIError("--no-rebalance is only used by --stage classify")
     if args.init is not None and not args.init.is_file():
         raise CLIError(f"--init: {args.init}: checkpoint file not found")
     if args.data not in ("tiny", "coco") and not Path(args.data).exists():
@@ -249,7 +270,7 @@ def cmd_train(args) -> int:
     run = RunConfig(
         TrainConfig(stage=args.stage, epochs=args.epochs, seed=args.seed, lr_g=args.lr_g,
                     gan_mode=args.gan_mode, cpu_amp=args.cpu_amp, max_steps=args.max_steps,
-                    save_every=args.save_every),
+                    save_every=args.save_every, rebalance=not args.no_rebalance),
         DataConfig(source=args.data, size=args.size, batch_size=args.batch_size,
                    seed=args.seed, num_workers=args.workers),
         checkpoint_dir=args.checkpoint_dir, init=args.init, resume=args.resume,
@@ -391,7 +412,7 @@ def cmd_evaluate(args) -> int:
     report = evaluate_paths(paths, checkpoint=args.checkpoint, max_side=args.size,
                             device=args.device, progress=not args.no_progress,
                             max_pixels=_max_pixels(args), arch=args.arch,
-                            model_size=args.model_size)
+                            model_size=args.model_size, temperature=args.temperature)
     for item in report["failed"]:
         print(f"colorlib: error: {item['file']}: {item['error']} (not counted)", file=sys.stderr)
     for item in report["unusable"]:

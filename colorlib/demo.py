@@ -32,6 +32,8 @@ from .tiny import build_tiny_set
 from .train import RunConfig, TrainConfig, train_stage
 
 DEFAULT_STEPS = {"baseline": 60, "pretrain": 60, "gan": 40}
+# The series' main road; the classify stage is notebook 04's side road, trained there.
+DEMO_STAGES = tuple(STAGES[name] for name in DEFAULT_STEPS)
 
 
 def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
@@ -48,7 +50,7 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
     data = DataConfig(source="tiny", size=size, batch_size=batch_size)
     enc = available_encoder_weights(weights, log)
     rows, results = [], {}
-    for stage in STAGES.values():
+    for stage in DEMO_STAGES:
         n = steps or DEFAULT_STEPS[stage.name]
         log(f"[{stage.name}] {stage.title}: {n} steps at {size} px on {dev}")
         start = time.perf_counter()
@@ -94,7 +96,7 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
 def demo_files(out: Path, photos: list[Path]) -> list[Path]:
     """Every file the demo writes into ``out``."""
     files = [out / "report.md"]
-    for stage in STAGES:
+    for stage in DEFAULT_STEPS:
         files += [out / "checkpoints" / f"{stage}.pt", out / "figures" / f"losses_{stage}.png"]
         files += [out / "colorized" / stage / f"{p.stem}.png" for p in photos]
     return files + [out / "figures" / f"compare_{p.stem}.png" for p in photos]

@@ -96,14 +96,17 @@ def greyscale_version(true_lab: np.ndarray) -> np.ndarray:
 
 
 def checkpoint_colorizer(checkpoint: str | os.PathLike, device: str | None = None,
-                         arch: str | None = None, size: int = 256) -> ColorizeFn:
+                         arch: str | None = None, size: int = 256,
+                         temperature: float | None = None) -> ColorizeFn:
     """A :data:`ColorizeFn` from a colorlib checkpoint (full-resolution inference).
 
-    ``arch``/``size``: for plain generator weights, see :func:`colorlib.inference.load_generator`.
+    ``arch``/``size``: for plain generator weights, see :func:`colorlib.inference.load_generator`;
+    ``temperature``: a classify checkpoint's decoding temperature instead of its stored one.
     """
     from .inference import Colorizer
 
-    return Colorizer.load(checkpoint, device=device, arch=arch, size=size)
+    return Colorizer.load(checkpoint, device=device, arch=arch, size=size,
+                          temperature=temperature)
 
 
 def check_scorable(path, true_lab: np.ndarray) -> None:
@@ -150,7 +153,7 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
                    device: str | None = None, progress: bool = True,
                    histograms: bool = False, baseline: bool = True,
                    max_pixels: int | None = None, arch: str | None = None,
-                   model_size: int = 256) -> dict:
+                   model_size: int = 256, temperature: float | None = None) -> dict:
     """Evaluate a checkpoint (or any ``colorize_fn``) on ``paths``; return the report.
 
     The report: ``images`` (how many were evaluated), ``model`` and
@@ -169,7 +172,7 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     if (checkpoint is None) == (colorize_fn is None):
         raise ValueError("evaluate_paths: pass exactly one of checkpoint= or colorize_fn=")
     if colorize_fn is None:
-        colorize_fn = checkpoint_colorizer(checkpoint, device, arch, model_size)
+        colorize_fn = checkpoint_colorizer(checkpoint, device, arch, model_size, temperature)
     hist = {"model": np.zeros((44, 44)), "truth": np.zeros((44, 44))} if histograms else None
     per_image, failed, unusable = [], [], []
     for path in tqdm(list(paths), desc="evaluating", disable=not progress or len(paths) < 2):
@@ -186,7 +189,10 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     report = {
         "images": len(per_image),
         "checkpoint": None if checkpoint is None else str(checkpoint),
-        "settings": {"max_side": max_side, "grey_chroma": GREY_CHROMA, "auc_thresholds": "0-150"},
+        "settings": {"max_side": max_side, "grey_chroma": GREY_CHROMA, "auc_thresholds": "0-150",
+                     # a classify checkpoint: the temperature its colour classes were decoded at
+                     **({"temperature": colorize_fn.config.temperature}
+                        if getattr(getattr(colorize_fn, "config", None), "classes", 0) else {})},
         "model": mean_metrics([r["model"] for r in per_image]),
         "baselines": {"greyscale": mean_metrics([r["greyscale"] for r in per_image])}
         if baseline else {},

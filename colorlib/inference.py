@@ -19,7 +19,7 @@ Taught in notebook 06.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -38,7 +38,8 @@ from .networks import ModelConfig, build_generator
 
 def load_generator(path: str | os.PathLike, device: str | torch.device | None = None,
                    arch: str | None = None, size: int = 256,
-                   info: dict | None = None) -> tuple[torch.nn.Module, ModelConfig]:
+                   info: dict | None = None,
+                   temperature: float | None = None) -> tuple[torch.nn.Module, ModelConfig]:
     """Rebuild a checkpoint's generator (eval mode) from the config stored with it.
 
     ``arch``, if given, is the generator the caller expects. A *plain*
@@ -49,7 +50,9 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
     DistributedDataParallel one (``module.``) are understood. A weights-only
     export (:mod:`colorlib.export`, half precision) loads like a checkpoint.
     ``info``, if given, receives ``training_amp``: whether that training
-    used mixed precision (see :meth:`Colorizer.load`).
+    used mixed precision (see :meth:`Colorizer.load`). ``temperature``
+    replaces the decoding temperature a ``classify`` checkpoint stores
+    (0: the mode, 1: the mean; :func:`colorlib.classify.decode_ab`).
     """
     from .checkpoint import CheckpointError
     from .export import training_amp
@@ -73,6 +76,11 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
                 "--arch pix2pix_unet, plus --model-size if it was trained at another size than "
                 "256") from None
         cfg = ModelConfig(arch=arch, size=size)
+    if temperature is not None:
+        if not cfg.classes:
+            raise CheckpointError(f"{path}: a temperature only applies to a generator of colour "
+                                  "classes (the classify stage); this one regresses ab")
+        cfg = replace(cfg, temperature=float(temperature))  # checked (>= 0) by ModelConfig
     net = build_generator(cfg, weights=None)
     try:
         net.load_state_dict(state)
@@ -251,16 +259,20 @@ class Colorizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None, amp: bool | None = None,
-             arch: str | None = None, size: int = 256) -> "Colorizer":
+             arch: str | None = None, size: int = 256,
+             temperature: float | None = None) -> "Colorizer":
         """Load a colorlib checkpoint or export (or, with ``arch``, plain generator weights).
 
         ``amp=None`` (the default) colorizes as the model was trained: with
         mixed precision on a GPU when training used it (the default on
         GPUs), in fp32 otherwise and on the CPU, where bf16 stays opt-in
-        (``amp=True``) because it changes colours slightly.
+        (``amp=True``) because it changes colours slightly. A ``classify``
+        checkpoint decodes its colour classes with the annealed mean at the
+        temperature it stores (0.38), or at ``temperature`` if given.
         """
         info: dict = {}
-        net, cfg = load_generator(path, device, arch=arch, size=size, info=info)
+        net, cfg = load_generator(path, device, arch=arch, size=size, info=info,
+                                  temperature=temperature)
         if amp is None:
             on_gpu = next(net.parameters()).device.type == "cuda"
             amp = on_gpu and info["training_amp"]
@@ -319,5 +331,7 @@ class Colorizer:
     @property
     def provenance(self) -> str:
         """The note written into every output file's metadata."""
+        decoded = (f", colour classes decoded at T = {self.config.temperature:g}"
+                   if self.config.classes else "")
         return (f"Colorized automatically by colorlib {__version__} "
-                f"(checkpoint {self.checkpoint.name}); colours are a model's guess")
+                f"(checkpoint {self.checkpoint.name}{decoded}); colours are a model's guess")

@@ -18,7 +18,7 @@ import numpy as np
 
 from .train import Callback
 
-LOSS_KEYS = ("loss_G_L1", "loss_G_GAN", "loss_D")
+LOSS_KEYS = ("loss_G_L1", "loss_G_GAN", "loss_D", "loss_G_class")
 
 
 class LiveProgress(Callback):

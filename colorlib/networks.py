@@ -13,6 +13,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,6 +36,10 @@ class ModelConfig:
     num_filters: int = 64  # pix2pix U-Net width
     disc_filters: int = 64
     disc_layers: int = 3  # 3 gives the 70x70 PatchGAN
+    # 0: the generator regresses ab (2 channels). Q > 0: it scores Q a*b* classes per pixel
+    # and decodes them with the annealed mean at `temperature` (the classify stage, notebook 04).
+    classes: int = 0
+    temperature: float = 0.38  # Zhang et al.'s; 0 decodes the mode, 1 the mean
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -43,6 +48,11 @@ class ModelConfig:
             check_size(self.size)
         except ValueError as err:
             raise ValueError(f"size {err}") from None
+        if self.classes and self.arch != "resnet18_unet":
+            raise ValueError(f"colour classes need the resnet18_unet, not a {self.arch}")
+        if self.classes < 0 or self.temperature < 0:
+            raise ValueError(f"classes and temperature must be >= 0, got {self.classes} and "
+                             f"{self.temperature}")
 
     @property
     def n_down(self) -> int:
@@ -50,7 +60,13 @@ class ModelConfig:
         return int(math.log2(self.size))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings a checkpoint stores. A regression generator leaves out the two
+        classification fields, so its checkpoints read exactly as before they existed (older
+        colorlib versions load them, and resume checks compare them unchanged)."""
+        d = asdict(self)
+        if not self.classes:
+            del d["classes"], d["temperature"]
+        return d
 
 
 # --------------------------------------------------------------- pix2pix
@@ -316,6 +332,14 @@ def build_generator(cfg: ModelConfig, weights: str | os.PathLike | None = None) 
     """The generator ``cfg`` describes. ``weights`` only matters for resnet18_unet."""
     if cfg.arch == "pix2pix_unet":
         return init_weights(PixUnet(1, 2, cfg.n_down, cfg.num_filters))
+    if cfg.classes:
+        from .classify import ClassUnet, class_centres
+
+        centres = class_centres()
+        if len(centres) != cfg.classes:  # the checkpoint's own centres replace these
+            centres = np.zeros((cfg.classes, 2), np.float32)
+        return ClassUnet(build_res_unet(cfg.size, weights, n_out=cfg.classes), centres,
+                         cfg.temperature)
     return build_res_unet(cfg.size, weights)
 
 

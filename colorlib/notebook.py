@@ -356,7 +356,8 @@ def ensure_stage(stage: str, s: Settings) -> Path:
             f"{path}: no '{stage}' checkpoint yet; run {STAGE_NOTEBOOK[stage]} first "
             "(or set COLORLIB_CHECKPOINTS to the folder that holds it)")
     init = ensure_stage("pretrain", s) if stage == "gan" else None
-    weights = encoder_weights(s) if stage == "pretrain" else None
+    # a ResNet18 U-Net that starts afresh (pretrain, classify) gets the ImageNet encoder
+    weights = encoder_weights(s) if init is None and arch == "resnet18_unet" else None
     run = s.run_config(stage, init=init, weights=weights, progress=False, resume=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -199,10 +199,36 @@ class Pix2Pix:
         self.amp.update()
         return {"loss_G_L1": self.loss_G_L1.item()}
 
+    def class_step(self, L: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
+        """The classify stage: score a*b* classes and follow the rebalanced cross-entropy.
+
+        The generator is a :class:`colorlib.classify.ClassUnet`; its class
+        centres and weights travel with it (buffers), so nothing else is needed.
+        """
+        from .classify import rebalanced_cross_entropy
+
+        self.set_input(L, ab)
+        with self.amp.autocast():
+            self.logits = self.net_G(self.L, logits=True)  # through a DDP wrapper, if any
+        net = self.generator
+        self.loss_G_class = rebalanced_cross_entropy(self.logits, self.ab, net.centres,
+                                                     net.class_weights)
+        self.check_finite("classification loss", self.loss_G_class)
+        self.opt_G.zero_grad(set_to_none=True)
+        self.amp.backward(self.loss_G_class)
+        self.amp.step(self.opt_G)
+        self.amp.update()
+        return {"loss_G_class": self.loss_G_class.item()}
+
     def train_step(self, L: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
-        """The stage's step: :meth:`gan_step` with a discriminator, else :meth:`l1_step`."""
+        """The stage's step: :meth:`gan_step` with a discriminator, :meth:`class_step` for a
+        generator of colour classes, else :meth:`l1_step`."""
         self.net_G.train()
-        return self.gan_step(L, ab) if self.net_D is not None else self.l1_step(L, ab)
+        if self.net_D is not None:
+            return self.gan_step(L, ab)
+        if getattr(self.generator, "classes", 0):
+            return self.class_step(L, ab)
+        return self.l1_step(L, ab)
 
     @torch.no_grad()
     def predict(self, L: torch.Tensor) -> torch.Tensor:

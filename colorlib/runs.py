@@ -209,6 +209,8 @@ def resume_mismatches(ckpt: dict, run) -> list[str]:
     compare("--seed", run.train.seed, train.get("seed"))
     if get_stage(run.stage).adversarial:
         compare("--gan-mode", run.train.gan_mode, train.get("gan_mode"))
+    if get_stage(run.stage).classes and "rebalance" in train:  # the weights are the checkpoint's
+        compare("--no-rebalance", not run.train.rebalance, not train["rebalance"])
     record = ckpt.get("run", {})
     compare("--data", data_source_id(run.data.source), record.get("data"))
     compare("--batch-size", run.data.batch_size, record.get("batch_size"))

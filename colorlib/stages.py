@@ -1,8 +1,11 @@
-"""The three training stages of the series, in one table.
+"""The training stages of the series, in one table.
 
 * ``baseline``: the pix2pix U-Net trained from scratch with GAN + 100*L1 (notebook 03);
 * ``pretrain``: the ResNet18 U-Net trained with L1 alone (notebook 04);
-* ``gan``: that pretrained generator fine-tuned with GAN + 100*L1 (notebook 05).
+* ``gan``: that pretrained generator fine-tuned with GAN + 100*L1 (notebook 05);
+* ``classify``: the same ResNet18 U-Net predicting a distribution over a*b* classes
+  (Zhang et al.'s colour as classification), the alternative to L1 regression that
+  notebook 04 trains beside ``pretrain``.
 
 Everything else (the CLI's ``--stage`` choices, the training loop, the demo,
 the notebooks' "run this first" messages, checkpoint checks) reads this
@@ -26,6 +29,9 @@ class Stage:
     betas_g: tuple[float, float] | None
     init_from: str | None  # the stage whose generator this one starts from
     notebook: str  # the notebook that teaches and trains it
+    # True: the generator scores a*b* classes, trained with rebalanced cross-entropy
+    # (colorlib.classify); False: it regresses ab (L1, or GAN + L1).
+    classes: bool = False
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
@@ -38,6 +44,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("gan", "ResNet18 U-Net, GAN fine-tuned", "resnet18_unet", adversarial=True,
           lr_g=2e-4, betas_g=None, init_from="pretrain",
           notebook="05_adversarial_finetuning.ipynb"),
+    # pretrain's optimiser, so that the loss is the one difference between the two.
+    Stage("classify", "ResNet18 U-Net, colour classes (Zhang et al.)", "resnet18_unet",
+          adversarial=False, lr_g=1e-4, betas_g=(0.9, 0.999), init_from=None,
+          notebook="04_resnet_unet_pretraining.ipynb", classes=True),
 )}
 STAGE_NAMES = tuple(STAGES)  # in training order
 

@@ -69,6 +69,9 @@ class TrainConfig:
     cpu_amp: bool = False
     max_steps: int | None = None  # stop after this many steps in total (quick runs)
     save_every: int = 0  # also checkpoint every N steps (0: at epoch ends only)
+    # classify stage only: Zhang et al.'s class rebalancing (False: plain cross-entropy, the
+    # ablation that shows what rebalancing does)
+    rebalance: bool = True
 
     def __post_init__(self):
         get_stage(self.stage)  # a clear error for an unknown stage
@@ -328,7 +331,8 @@ class Trainer:
                         st.step += 1
                         st.history.append({"step": st.step, "epoch": st.epoch, **losses})
                         bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k in
-                                         ("loss_G_L1", "loss_G_GAN", "loss_D")})
+                                         ("loss_G_L1", "loss_G_GAN", "loss_D",
+                                          "loss_G_class")})
                     st.batch_in_epoch += 1
                     bar.update(1)
                     done = self._done(callbacks)
@@ -445,8 +449,14 @@ class RunConfig:
         return checkpoint_path(self.checkpoint_dir, self.stage)
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(arch=get_stage(self.stage).arch, size=self.data.size,
-                           num_filters=self.num_filters)
+        stage = get_stage(self.stage)
+        classes = 0
+        if stage.classes:
+            from .classify import class_centres
+
+            classes = len(class_centres())
+        return ModelConfig(arch=stage.arch, size=self.data.size, num_filters=self.num_filters,
+                           classes=classes)
 
 
 @dataclass
@@ -492,6 +502,16 @@ def _check_batchnorm_batch(run: RunConfig, per_process: int) -> None:
                      f"--size {run.data.size} the ResNet18 U-Net's BatchNorm needs at least 2 "
                      "(its bottleneck is 1 x 1 there); use --batch-size 2 or more (and at least "
                      "2 training photos), or --size 64")
+
+
+def _measure_class_weights(trainer: Trainer, dataset, log: Callable[[str], None]) -> None:
+    """The classify stage: measure the training photos' a*b* class shares and store them, with
+    the rebalancing weights made from them, in the generator (so in every checkpoint)."""
+    from .classify import measure_class_prior
+
+    net = trainer.net_G
+    prior = measure_class_prior(dataset, net.centres, trainer.device, log=log)
+    net.set_class_weights(prior, rebalance=trainer.cfg.rebalance)
 
 
 def _validation_batch(val_paths: list, data: DataConfig) -> dict | None:
@@ -565,6 +585,8 @@ def _train_stage(run: RunConfig, callbacks: Iterable[Callback], log: Callable[[s
         if run.resume:
             log(f"No checkpoint at {ckpt_path} yet: starting {cfg.stage} from the beginning")
         trainer = Trainer.build(model_cfg, cfg, device, weights=run.weights, init=run.init)
+        if get_stage(cfg.stage).classes:  # once per run: a resume reads them from the checkpoint
+            _measure_class_weights(trainer, loader.dataset, log)
     trainer.run_info = run_record(run)
     trainer.policy.prepare_process()
     distributed.seed_rank(env, cfg.seed, trainer.step)  # each rank its own dropout masks
