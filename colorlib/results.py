@@ -33,6 +33,7 @@ MODEL_LABELS = {
     "gan_best_epoch": "fine-tuning, best epoch on validation",
     "seed_pretrain": "seed tutorial, L1 pretraining",
     "seed_gan": "seed tutorial, + GAN fine-tuning",
+    "colorlib_classify": "ResNet18 U-Net, colour classes (T = 0.38)",
 }
 
 # A quoted number: digits (maybe signed, with thousands commas and decimals),
@@ -89,14 +90,24 @@ def agrees(written: str, value: float, scale: int = 1) -> bool:
     return f"{float(value) * scale:.{decimals}f}" == f"{float(digits):.{decimals}f}"
 
 
-def scores_table(results: dict | None = None, keys: Iterable[str] | None = None) -> str:
-    """A markdown table of the scores of ``keys`` (default: every scored model)."""
+def scores_table(results: dict | None = None, keys: Iterable[str] | None = None,
+                 marked: bool = False) -> str:
+    """A markdown table of the scores of ``keys`` (default: every scored model).
+
+    ``marked=True`` follows every number with its quote marker (for prose that
+    ``tests/test_quoted_numbers.py`` checks, such as the README's results table).
+    """
     results = load_results() if results is None else results
     scores = results["scores"]
     keys = [k for k in (keys or scores) if k in scores]
     head = "| model | " + " | ".join(c[1] for c in SCORE_COLUMNS) + " |"
     lines = [head, "|---|" + "---|" * len(SCORE_COLUMNS)]
     for key in keys:
-        cells = [fmt.format(scores[key][m] * scale) for m, _, fmt, scale in SCORE_COLUMNS]
+        cells = []
+        for metric, _, fmt, scale in SCORE_COLUMNS:
+            cell = fmt.format(scores[key][metric] * scale)
+            if marked:
+                cell += f"<!--q:scores.{key}.{metric}" + (f"*{scale}" if scale != 1 else "") + "-->"
+            cells.append(cell)
         lines.append(f"| {MODEL_LABELS.get(key, key)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from colorlib.results import (RESULTS_FILE, ResultsError, agrees, load_results, lookup,
-                              quoted_numbers, scores_table, split_source)
+from colorlib.results import (MODEL_LABELS, RESULTS_FILE, ResultsError, agrees, load_results,
+                              lookup, quoted_numbers, scores_table, split_source)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Results files other than the published one, by the prefix their markers use.
@@ -132,3 +132,33 @@ def test_scores_table_rows_follow_the_file():
     assert len(lines) == 4  # head, rule, one row per scored key asked for, in that order
     assert lines[2] == "| ResNet18 U-Net, L1 pretraining | 24.50 | 0.950 | 91.00 | 12.2 | +20.0 | 50.0 |"
     assert lines[3] == "| greyscale (ab = 0) | 23.70 | 0.953 | 89.99 | 0.0 | -34.9 | 100.0 |"
+
+
+README_ROWS = ("greyscale", "colorlib_baseline", "colorlib_pretrain", "colorlib_gan",
+               "seed_pretrain")
+
+
+def readme_results_table() -> list[list[str]]:
+    """The first markdown table under the README's "## Results" heading, as rows of cells."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert rows, "README's Results section has no table"
+    return [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+
+
+def test_readme_results_table_has_the_models_and_metrics_quoted_from_the_file():
+    """Issue 19: rows greyscale, baseline, L1, GAN, seed; columns PSNR, SSIM, AuC, CF, ΔCF,
+    near-grey %; every number quoted from the results file with its own key."""
+    head, rule, *rows = readme_results_table()
+    assert head[1:] == ["PSNR dB", "SSIM", "AuC %", "CF", "ΔCF", "near-grey px %"]
+    assert set(rule) <= {"---"}
+    for key in README_ROWS:
+        words = MODEL_LABELS[key]
+        row = next((r for r in rows if r[0] == words), None)
+        assert row is not None, f"README results table has no {words!r} row"
+        for cell, metric in zip(row[1:], ("psnr", "ssim", "auc", "colorfulness",
+                                          "delta_colorfulness", "grey_fraction")):
+            quotes = list(quoted_numbers(cell))
+            assert len(quotes) == 1 and split_source(quotes[0][1]) == (
+                None, f"scores.{key}.{metric}"), f"{words} / {metric}: {cell!r}"
