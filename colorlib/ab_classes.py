@@ -20,9 +20,11 @@ choices then fight the brownish average that L1 and L2 produce:
   1: rare, saturated colours count several times more than grey ones
   (:func:`rebalancing_weights`).
 
-This module holds the pieces needed to show those ideas on small examples;
-colorlib itself trains by regression (L1, then GAN + L1), as the seed
-tutorial and pix2pix do.
+This module holds the pieces needed to show those ideas on small examples
+in numpy. The series' main road trains by regression (L1, then GAN + L1),
+as the seed tutorial and pix2pix do; the ``classify`` stage
+(:mod:`colorlib.classify`) trains Zhang et al.'s classifier with the same
+pieces in torch, so notebook 04 can compare the two on the same photos.
 """
 from __future__ import annotations
 
@@ -91,13 +93,20 @@ def annealed_mean(probs: np.ndarray, centres: np.ndarray, T: float = ZHANG_T) ->
 
 def rebalancing_weights(p: np.ndarray, centres: np.ndarray, lam: float = ZHANG_LAMBDA,
                         sigma: float = ZHANG_SIGMA) -> np.ndarray:
-    """Zhang et al.'s class weights: 1 / ((1 - lam) p~ + lam / Q), with E_p~[w] = 1.
+    """Zhang et al.'s class weights: 1 / ((1 - lam) p~ + lam / Q), with E_p[w] = 1.
 
     ``p`` is the empirical class distribution (:func:`class_distribution`);
     p~ is ``p`` smoothed with a Gaussian of ``sigma`` Lab units over the
     centres. ``lam = 0`` weights by inverse frequency (rare colours
     dominate), ``lam = 1`` gives every pixel the same weight (plain
     cross-entropy).
+
+    The weights are scaled so that they average 1 over the pixels themselves
+    (E_p[w] = 1), so a rebalanced loss keeps the scale of a plain one. Zhang
+    et al. write the normalisation over the smoothed distribution
+    (E_p~[w] = 1); the two differ by one constant factor (0.81 on the tiny
+    set), which changes no ratio between classes and which Adam's step size
+    does not feel.
     """
     p = np.asarray(p, dtype=np.float64)
     d2 = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
@@ -105,4 +114,4 @@ def rebalancing_weights(p: np.ndarray, centres: np.ndarray, lam: float = ZHANG_L
     smooth = kernel @ p
     smooth /= smooth.sum()
     w = 1.0 / ((1.0 - lam) * smooth + lam / len(centres))
-    return w / (smooth * w).sum()
+    return w / (p * w).sum()

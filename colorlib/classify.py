@@ -16,6 +16,7 @@ train the classifier and compare it with L1 regression on the same photos:
   right, too);
 * :func:`rebalanced_cross_entropy`: the loss, vectorised over the batch;
 * :func:`decode_ab`: mode (T = 0), annealed mean (0 < T < 1), mean (T = 1);
+  :func:`decodings`: one pass of the network decoded all three ways;
 * :func:`measure_class_prior`: the share of training pixels per class, measured
   once before training; the class weights made from it
   (:func:`colorlib.ab_classes.rebalancing_weights`) live in the generator, so
@@ -137,6 +138,33 @@ def decode_ab(logits: torch.Tensor, centres: torch.Tensor, temperature: float = 
     else:
         ab = torch.softmax(z / temperature, dim=-1) @ centres
     return ab.permute(0, 3, 1, 2)
+
+
+DECODINGS = {"mode (T = 0)": 0.0, "mean (T = 1)": 1.0, f"annealed mean (T = {ZHANG_T:g})": ZHANG_T}
+
+
+@torch.no_grad()
+def decodings(net: "ClassUnet", L: torch.Tensor,
+              temperatures: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """One batch of L decoded at several temperatures, from one pass of the network.
+
+    Returns ``{name: ab}`` (normalised ab, float32, on the CPU), by default the
+    three decodings notebook 04 puts side by side (:data:`DECODINGS`): the
+    mode, the mean and Zhang et al.'s annealed mean. The network runs in eval
+    mode (BatchNorm's running statistics) and is put back into the mode it
+    was in, as :meth:`colorlib.pix2pix.Pix2Pix.predict` does.
+
+    Shown in notebook 04.
+    """
+    temperatures = DECODINGS if temperatures is None else temperatures
+    was_training = net.training
+    net.eval()
+    try:
+        scores = net(L.to(net.centres.device), logits=True)
+    finally:
+        net.train(was_training)
+    return {name: (decode_ab(scores, net.centres, t) / AB_SCALE).cpu()
+            for name, t in temperatures.items()}
 
 
 class ClassUnet(nn.Module):

@@ -193,6 +193,50 @@ def plot_image_grid(rows: Sequence[Sequence[np.ndarray]], col_titles: Sequence[s
     return fig
 
 
+def version_stats(ab) -> dict[str, float]:
+    """Mean chroma (Lab units) and near-grey share (0-1) of normalised ab (Bx2xHxW or 2xHxW).
+
+    The two numbers that show hedging at a glance (notebooks 04 and 07 explain
+    them); near-grey is chroma below :data:`colorlib.metrics.GREY_CHROMA`.
+    """
+    from .lab import pixel_chroma
+    from .metrics import GREY_CHROMA
+
+    chroma = pixel_chroma(ab)
+    return {"mean_chroma": float(chroma.mean()),
+            "grey_fraction": float((chroma < GREY_CHROMA).mean())}
+
+
+def plot_ab_versions(L, versions: dict, true_ab=None, row_titles: Sequence[str] | None = None,
+                     max_images: int = 6, size_per: float = 2.2):
+    """The same photos coloured several ways: photos as rows, the grey input and each version
+    of ``versions`` (``{column title: normalised ab, Bx2xHxW}``) as columns, then the truth.
+
+    Each column title ends with that version's mean chroma and near-grey share
+    over the photos shown (:func:`version_stats`), so the picture and the
+    numbers that describe it cannot disagree. Notebook 04 uses it to put L1
+    regression beside the classifier decoded by mode, mean and annealed mean.
+    """
+    from .lab import merge_lab
+
+    L = _np(L)
+    n = min(len(L), max_images)
+    columns = dict(versions)
+    if true_ab is not None:
+        columns["true colours"] = true_ab
+    titles, arrays = ["input (L)"], {}
+    for name, ab in columns.items():
+        arrays[name] = _np(ab)[:n]
+        stats = version_stats(arrays[name])
+        titles.append(f"{name}\nchroma {stats['mean_chroma']:.1f}, "
+                      f"grey {stats['grey_fraction']:.0%}")
+    # the input as RGB, so imshow shows its true lightness instead of stretching it
+    grey = [np.repeat(np.clip((L[i, 0] + 1) / 2, 0, 1)[..., None], 3, -1) for i in range(n)]
+    rows = [[grey[i]] + [merge_lab(L[i], ab[i]) for ab in arrays.values()] for i in range(n)]
+    return plot_image_grid(rows, titles, None if row_titles is None else list(row_titles)[:n],
+                           size_per=size_per)
+
+
 def _to_uint8_rgb(img) -> np.ndarray:
     arr = np.asarray(img)
     if arr.dtype != np.uint8:

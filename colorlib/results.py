@@ -111,3 +111,51 @@ def scores_table(results: dict | None = None, keys: Iterable[str] | None = None,
             cells.append(cell)
         lines.append(f"| {MODEL_LABELS.get(key, key)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# How each column of SCORE_COLUMNS is won: a higher value, a value nearer 0 (the photos'
+# own colourfulness), or a near-grey share nearer the photos' own.
+_BETTER = {"psnr": "higher", "ssim": "higher", "auc": "higher",
+           "colorfulness": "nearer the photos'", "delta_colorfulness": "nearer 0",
+           "grey_fraction": "nearer the photos'"}
+
+
+def _distance(score: dict, metric: str) -> float:
+    """How far ``score`` is from the best value of ``metric`` (smaller is better)."""
+    value = float(score[metric])
+    if _BETTER[metric] == "higher":
+        return -value
+    if _BETTER[metric] == "nearer 0":
+        return abs(value)
+    return abs(value - float(score[f"{metric}_truth"]))
+
+
+def winners(results: dict, a: str, b: str) -> dict[str, str | None]:
+    """For each scored metric, which of the models ``a`` and ``b`` does better (None: equal
+    as the tables print it).
+
+    PSNR, SSIM and AuC are won by the higher value; colourfulness and the
+    near-grey share by the value nearer the photos' own; ΔCF by the value
+    nearer 0. Notebook 04 uses it to say honestly which metric L1 regression
+    and the classifier each win, from the published numbers.
+    """
+    scores = results["scores"]
+    out: dict[str, str | None] = {}
+    for metric, _, fmt, scale in SCORE_COLUMNS:
+        da, db = _distance(scores[a], metric), _distance(scores[b], metric)
+        same = fmt.format(da * scale) == fmt.format(db * scale)
+        out[metric] = None if same else (a if da < db else b)
+    return out
+
+
+def winners_in_words(results: dict, a: str, b: str) -> str:
+    """:func:`winners` as a sentence naming each model by its :data:`MODEL_LABELS` label."""
+    columns = {metric: title for metric, title, _, _ in SCORE_COLUMNS}
+    won = winners(results, a, b)
+    parts = []
+    for key in (a, b):
+        names = [columns[m] for m, w in won.items() if w == key]
+        parts.append(f"{MODEL_LABELS.get(key, key)} wins {', '.join(names) if names else 'nothing'}")
+    ties = [columns[m] for m, w in won.items() if w is None]
+    return "; ".join(parts) + (f"; equal on {', '.join(ties)}" if ties else "") + "."
+

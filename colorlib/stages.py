@@ -50,6 +50,22 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           notebook="04_resnet_unet_pretraining.ipynb", classes=True),
 )}
 STAGE_NAMES = tuple(STAGES)  # in training order
+# The series' main road, baseline -> pretrain -> gan; classify is notebook 04's side road.
+MAIN_ROAD = tuple(name for name, stage in STAGES.items() if not stage.classes)
+
+
+def final_stage(names) -> str:
+    """The furthest stage of the main road among ``names`` (e.g. the trained checkpoints).
+
+    Notebook 07 calls the model this picks "the final model": ``gan`` if it is
+    there, else ``pretrain``, else ``baseline``; never ``classify``, which is
+    a side road, not a further step. ValueError if none of them is in ``names``.
+    """
+    names = set(names)
+    on_road = [name for name in MAIN_ROAD if name in names]
+    if not on_road:
+        raise ValueError(f"none of {sorted(names)} is a stage of the main road {MAIN_ROAD}")
+    return on_road[-1]
 
 
 def get_stage(name: str) -> Stage:
