@@ -14,6 +14,7 @@ from typing import Mapping
 # name -> what it sets (the notebooks' settings are read by colorlib.notebook.settings).
 VARIABLES = {
     "COLORLIB_TINY": "1: the notebooks' tiny setting (a flag)",
+    "COLORLIB_RUN": "notebooks: quick, medium or full (overrides the settings cell's RUN)",
     "COLORLIB_DATA": "notebooks: tiny, coco or a folder of photos",
     "COLORLIB_SIZE": "notebooks: training size in px",
     "COLORLIB_EPOCHS": "notebooks: epochs",

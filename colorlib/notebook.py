@@ -1,13 +1,19 @@
 """Support for the notebook series: settings, figures, checkpoints, source display.
 
-Every notebook runs in two settings from the same cells:
+Every notebook runs in three settings from the same cells, chosen by the
+``RUN`` line of its settings cell (:mod:`colorlib.run_choice`):
 
-* the **full run** (the default): the tutorial's data and schedule, meant for
-  a GPU on Colab or Kaggle; its figures go to ``figures/`` in the repository;
-* the **tiny run** (``COLORLIB_TINY=1``): the embedded tiny set at 64 px and
-  a handful of optimisation steps, so a notebook executes in about a minute
-  on a laptop CPU. The tests run every notebook this way; its figures and
-  checkpoints go to a temporary folder, so a test never overwrites real work.
+* the **full run** (``RUN = "full"``): the tutorial's data and schedule,
+  meant for a GPU on Colab or Kaggle; its figures go to ``figures/`` in the
+  repository, or to the store (below) where there is one;
+* the **medium run** (``RUN = "medium"``): the same photos and epochs at
+  half the size, a quarter of the work; its checkpoints and figures have
+  folders of their own (``checkpoints-medium``, ``figures-medium``);
+* the **quick** or **tiny run** (``RUN = "quick"`` or ``COLORLIB_TINY=1``):
+  the embedded tiny set at 64 px and a handful of optimisation steps, so a
+  notebook executes in about a minute on a laptop CPU. The tests run every
+  notebook this way; its figures and checkpoints go to a temporary folder,
+  so a test never overwrites real work.
 
 Environment variables override single settings in either mode, which is how
 the committed figures can be regenerated on other data or a CPU:
@@ -97,6 +103,7 @@ class Settings:
     device: str = "cpu"
     max_steps: int | None = None
     tiny: bool = False
+    run: str = "full"  # the RUN switch: "quick" (= tiny), "medium" or "full"
     num_filters: int = 64
     weights: str = "imagenet"
     num_workers: int = 2
@@ -107,31 +114,45 @@ class Settings:
     data_cache: tuple[Path, ...] = ()  # where the prepared COCO sample is kept / looked for
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, tiny_size: int = TINY_SIZE,
-                 tiny_steps: int = TINY_STEPS, **full_defaults) -> "Settings":
-        """Full-run defaults (keyword arguments), tiny defaults if ``COLORLIB_TINY``, then env.
+    def from_env(cls, env: Mapping[str, str] | None = None, *, run: str | None = None,
+                 tiny_size: int = TINY_SIZE, tiny_steps: int = TINY_STEPS,
+                 **full_defaults) -> "Settings":
+        """Full-run defaults (keyword arguments), changed by ``run``, then env.
 
+        ``run`` is the settings cell's ``RUN`` ("quick", "medium" or "full";
+        ``COLORLIB_RUN`` overrides it and ``COLORLIB_TINY=1`` makes it quick).
         ``tiny_size``/``tiny_steps`` let a notebook that needs less (e.g. 32 px)
-        say so; explicit ``COLORLIB_*`` variables win over both defaults.
+        say so; explicit ``COLORLIB_*`` variables win over all defaults.
         """
         from .device import resolve_device
+        from .run_choice import MEDIUM_SCALE, choose
 
         env = os.environ if env is None else env
         unknown = set(full_defaults) - {f for f in cls.__dataclass_fields__}
         if unknown:
             raise TypeError(f"settings(): unknown setting(s) {sorted(unknown)}")
-        s = cls(**full_defaults)
-        if _truthy(env.get(TINY_ENV)):
+        run = choose(run, env)
+        s = replace(cls(**full_defaults), run=run)
+        if run == "quick":
             s = replace(s, tiny=True, data="tiny", size=tiny_size, max_steps=tiny_steps,
                         epochs=max(s.epochs, 1000), batch_size=TINY_BATCH,
                         num_filters=TINY_FILTERS, num_workers=0,
                         figures=_tiny_root() / "figures")
+        elif run == "medium":
+            s = replace(s, size=s.size // MEDIUM_SCALE,
+                        checkpoints=s.checkpoints.with_name("checkpoints-medium"),
+                        figures=_work_root() / "runs" / "figures-medium")
         s = _apply_env(s, env)
-        if s.store is not None and not env.get("COLORLIB_CHECKPOINTS", "").strip():
-            s.checkpoints = store_checkpoints(s.store, s.size if s.tiny else None)
-        elif s.tiny and not env.get("COLORLIB_CHECKPOINTS", "").strip():
+        own = {var: bool(env.get(var, "").strip()) for var in ("COLORLIB_CHECKPOINTS",
+                                                               "COLORLIB_FIGURES")}
+        if s.store is not None and not own["COLORLIB_CHECKPOINTS"]:
+            s.checkpoints = store_checkpoints(s.store, s.size if s.tiny else None, s.run)
+        elif s.tiny and not own["COLORLIB_CHECKPOINTS"]:
             # One folder per size: a 32 px tiny run must not resume a 64 px one.
             s.checkpoints = _tiny_root() / f"checkpoints-{s.size}px"
+        if s.store is not None and not s.tiny and not own["COLORLIB_FIGURES"]:
+            # Figures of a real run outlive the machine too (Drive in Colab, Kaggle's output).
+            s.figures = s.store / ("figures-medium" if s.run == "medium" else "figures")
         cache = [p for p in env.get(DATA_CACHE_ENV, "").split(os.pathsep) if p.strip()]
         if cache:
             s.data_cache = tuple(_anchored(p.strip()) for p in cache)
@@ -161,7 +182,7 @@ class Settings:
                          device=self.device, num_filters=self.num_filters, **changes)
 
     def describe(self) -> str:
-        mode = "tiny run (COLORLIB_TINY=1)" if self.tiny else "full run"
+        mode = "quick run = the tiny run (COLORLIB_TINY=1)" if self.tiny else f"{self.run} run"
         steps = f", at most {self.max_steps} steps" if self.max_steps is not None else ""
         text = (f"{mode}: data={self.data}, {self.size} px, batch {self.batch_size}, "
                 f"{self.epochs} epochs{steps}, device {self.device}\n"
@@ -214,19 +235,43 @@ def _apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
     return replace(s, **changes)
 
 
-def settings(env: Mapping[str, str] | None = None, *, tiny_size: int = TINY_SIZE,
-             tiny_steps: int = TINY_STEPS, show: bool = True, **full_defaults) -> Settings:
-    """The notebook's settings: ``settings(epochs=100)`` gives the full-run defaults.
+def settings(env: Mapping[str, str] | None = None, *, run: str | None = None,
+             stage: str | None = None, tiny_size: int = TINY_SIZE, tiny_steps: int = TINY_STEPS,
+             show: bool = True, **full_defaults) -> Settings:
+    """The notebook's settings: ``settings(run=RUN, stage="baseline", epochs=100)``.
 
-    Prints what was chosen, so a reader of the output knows which run it was.
+    ``run`` is the settings cell's ``RUN`` switch (:mod:`colorlib.run_choice`);
+    the keyword arguments are the full run's defaults. Prints what was chosen,
+    so a reader of the output knows which run it was, and, with ``stage`` (the
+    stage this notebook trains), what each of the three runs would cost, with a
+    warning when a medium or full run is about to train on a CPU.
     """
     from .device import DevicePolicy
 
-    s = Settings.from_env(env, tiny_size=tiny_size, tiny_steps=tiny_steps, **full_defaults)
+    s = Settings.from_env(env, run=run, tiny_size=tiny_size, tiny_steps=tiny_steps,
+                          **full_defaults)
     DevicePolicy.for_training(s.device).prepare_process()  # e.g. malloc settings on a CPU
     if show:
         print(s.describe())
+        print(_run_table(env, run, stage, s, tiny_size=tiny_size, tiny_steps=tiny_steps,
+                         **full_defaults))
     return s
+
+
+def _run_table(env, run, stage, s: Settings, **defaults) -> str:
+    """The three runs side by side (and the CPU warning), or a line saying why not."""
+    from . import run_choice
+
+    env = dict(os.environ if env is None else env)
+    for var in (TINY_ENV, run_choice.RUN_ENV):  # each row shows its own choice
+        env.pop(var, None)
+    try:
+        choices = {name: Settings.from_env(env, run=name, **defaults) for name in run_choice.RUNS}
+        text, times = run_choice.table(choices, s.run, stage)
+    except Exception as err:  # noqa: BLE001 - an estimate must never stop the notebook
+        return f"(the three runs could not be compared here: {type(err).__name__}: {err})"
+    warning = run_choice.cpu_warning(s, stage, times)
+    return text + (f"\n{warning}" if warning else "")
 
 
 # ---------------------------------------------------------------- display
@@ -386,9 +431,12 @@ class PersistError(RuntimeError):
     """The store could not be set up (Drive not mounted, store not writable)."""
 
 
-def store_checkpoints(store: Path, tiny_size: int | None = None) -> Path:
-    """The checkpoint folder inside a store: ``checkpoints/`` or ``checkpoints-tiny-<size>px/``."""
-    return store / ("checkpoints" if tiny_size is None else f"checkpoints-tiny-{tiny_size}px")
+def store_checkpoints(store: Path, tiny_size: int | None = None, run: str = "full") -> Path:
+    """The checkpoint folder inside a store: ``checkpoints/``, ``checkpoints-medium/`` (the
+    medium run) or ``checkpoints-tiny-<size>px/``."""
+    if tiny_size is not None:
+        return store / f"checkpoints-tiny-{tiny_size}px"
+    return store / ("checkpoints-medium" if run == "medium" else "checkpoints")
 
 
 def runtime(env: Mapping[str, str] | None = None) -> str:
