@@ -106,13 +106,14 @@ def table(choices: Mapping[str, object], chosen: str, stage: str | None) -> tupl
 
     ``choices`` maps each run to its :class:`colorlib.notebook.Settings`.
     """
-    rows = [("RUN", "photos", "size", "trains here" if stage else "this notebook",
-             "T4 (est.)" if stage else "", "CPU (est.)" if stage else "")]
+    rows = [("RUN", "photos", "size") + (("trains here", "T4 (est.)", "CPU (est.)") if stage
+                                         else ())]
     times: dict[str, tuple[float, float]] = {}
     for name, s in choices.items():
         photos = training_photos(s)
+        mark = "<-" if name == chosen else ""
         if stage is None:
-            work, t4, cpu = "trains nothing", "", ""
+            rows.append((f"{name} {mark}".strip(), _what(s, photos), f"{s.size} px"))
         else:
             work = (f"{s.max_steps} steps of {s.batch_size}" if s.max_steps is not None
                     else f"{s.epochs} epochs")
@@ -122,11 +123,12 @@ def table(choices: Mapping[str, object], chosen: str, stage: str | None) -> tupl
             else:
                 times[name] = minutes(stage, s, images)
                 t4, cpu = (duration(m) for m in times[name])
-        mark = "<-" if name == chosen else ""
-        rows.append((f"{name} {mark}".strip(), _what(s, photos), f"{s.size} px", work, t4, cpu))
+            rows.append((f"{name} {mark}".strip(), _what(s, photos), f"{s.size} px", work, t4, cpu))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    if stage is not None:
+    if stage is None:
+        lines.append("(this notebook trains nothing)")
+    else:
         lines.append(f"(stage {stage!r}; estimates from colorlib.cost, explained in notebook 03: "
                      "counted FLOPs at an assumed 25 % of a T4's fp16 peak, and the throughput "
                      "measured on a 2-core CPU; downloading and the first epoch's decoding "
