@@ -90,8 +90,12 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def logged_run(args, name: str, cmd: list[str]) -> None:
-    """Run one step's subprocess and append what it cost to ``<out>/steps.jsonl``."""
+def logged_run(args, name: str, cmd: list[str], done=lambda: False) -> None:
+    """Run one step's subprocess and append what it cost to ``<out>/steps.jsonl``.
+
+    A non-zero exit stops the run, unless ``done()`` says the step's output is there
+    anyway (``colorlib evaluate`` exits 1 when it lists photos it could not score).
+    """
     log("run: " + " ".join(cmd))
     start, cpu, load = time.time(), _children_cpu(), os.getloadavg()
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(args.threads))
@@ -103,7 +107,7 @@ def logged_run(args, name: str, cmd: list[str]) -> None:
            "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
     with open(args.out / "steps.jsonl", "a") as f:
         f.write(json.dumps(rec) + "\n")
-    if proc.returncode:
+    if proc.returncode and not done():
         raise SystemExit(f"step {name} failed (exit {proc.returncode}); run the same command "
                          "again to resume")
 
@@ -267,21 +271,38 @@ MODELS = {  # key: checkpoint relative to --out
 
 def evaluate(args, key: str, ckpt: Path) -> None:
     out = args.out / "eval" / f"{key}.json"
-    if out.exists() and out.stat().st_mtime > ckpt.stat().st_mtime:
+
+    def done() -> bool:
+        return out.exists() and out.stat().st_mtime > ckpt.stat().st_mtime
+
+    if done():
         return
     cmd = [sys.executable, "-m", "colorlib", "evaluate", "--checkpoint", str(ckpt),
            "--data", str(args.data / "val"), "--json", str(out), "--no-progress",
            "--device", args.device]
-    logged_run(args, f"evaluate/{key}", cmd)
+    # exit 1 with the report written: a photo could not be scored (the validation set has a
+    # greyscale one, listed in the report as unusable), every other one was
+    logged_run(args, f"evaluate/{key}", cmd, done)
+
+
+def best_gan_epoch(args) -> int | None:
+    """The fine-tuning epoch with the lowest validation L1 (the ablation's first variant)."""
+    info = _ckpt_info(args.out / "colorlib" / "gan.pt")
+    vals = [v for v in (info or {}).get("val_history") or [] if "val_l1" in v]
+    return min(vals, key=lambda v: v["val_l1"])["epoch"] if vals else None
 
 
 def evaluate_all(args) -> None:
+    """Score every finished model, and of the kept fine-tuning epochs the one chosen on
+    validation L1 (the last epoch is ``gan.pt`` itself); each scoring takes minutes."""
     (args.out / "eval").mkdir(parents=True, exist_ok=True)
     for key, rel in MODELS.items():
         if (args.out / rel).is_file():
             evaluate(args, key, args.out / rel)
-    for snap in sorted((args.out / "colorlib" / "gan_epochs").glob("gan_e*.pt")):
-        evaluate(args, f"colorlib_gan_{snap.stem[4:]}", snap)
+    best = best_gan_epoch(args)
+    snap = args.out / "colorlib" / "gan_epochs" / f"gan_e{best}.pt"
+    if best is not None and best != args.gan_epochs and snap.is_file():
+        evaluate(args, f"colorlib_gan_e{best}", snap)
 
 
 # -------------------------------------------------------------------- report
@@ -332,7 +353,8 @@ def step_log(args) -> list[dict]:
 
 def step_costs(steps: list[dict], name: str) -> dict:
     """Wall-clock and CPU seconds of every call of one step (a resumed stage has several)."""
-    calls = [r for r in steps if r["step"] == name and r["returncode"] == 0]
+    # 130: stopped by Ctrl-C after saving a checkpoint that the next call resumed
+    calls = [r for r in steps if r["step"] == name and r["returncode"] in (0, 130)]
     return {"calls": len(calls),
             "wall_seconds": round(sum(r["wall_seconds"] for r in calls), 1),
             "cpu_seconds": round(sum(r["cpu_seconds"] for r in calls), 1),
@@ -397,6 +419,8 @@ def ablation(stages: dict, sc: dict) -> dict:
                                           "chosen by validation L1")
             if f"colorlib_gan_e{best}" in sc:
                 sc["gan_best_epoch"] = dict(sc[f"colorlib_gan_e{best}"])
+            elif best == len(gan["epoch_log"]) and "colorlib_gan" in sc:  # the last one
+                sc["gan_best_epoch"] = dict(sc["colorlib_gan"])
     scored = {k: sc[k]["psnr"] for k in variants if k in sc}
     return {"variants": variants, "best_epoch": best,
             "winner": max(scored, key=scored.get) if len(scored) == len(variants) else None,
