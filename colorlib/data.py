@@ -166,7 +166,14 @@ def _download_failure(err: BaseException) -> str:
 
 
 def _coco_split(folder: Path, seed: int) -> tuple[list[Path], list[Path]]:
-    """The tutorial's draw: 10,000 photos with ``np.random.seed(seed)``, then 8,000/2,000."""
+    """The tutorial's draw, 10,000 photos with ``np.random.seed(seed)`` then 8,000/2,000, made
+    from the *sorted* file list.
+
+    The tutorial drew from ``glob``'s list, whose order depends on the file
+    system, so its own 10,000 photos differ from machine to machine and cannot
+    be reproduced; sorting first makes the same seed pick the same photos
+    everywhere. Shown in notebook 02.
+    """
     paths = np.array(sorted(str(p) for p in folder.glob("*.jpg")))
     if len(paths) < COCO_SAMPLE_SIZE:
         raise ValueError(f"{folder}: {len(paths)} photos, the COCO sample has over "

@@ -86,11 +86,13 @@ def plot_rgb_channels(rgb: np.ndarray):
 
 
 def plot_colorization_grid(L, pred_ab, true_ab=None, titles: Sequence[str] | None = None,
-                           max_images: int = 6):
+                           max_images: int = 6, names: Sequence[str] | None = None):
     """Rows of input (greyscale), prediction and, if given, ground truth.
 
     ``L`` is Bx1xHxW and ``pred_ab``/``true_ab`` Bx2xHxW, normalised, as
     tensors or arrays (the training loop's own batches plot directly).
+    ``names`` labels the rows (default: input, colorized, ground truth), e.g.
+    when the middle row is not a model's colours (notebook 02 shows ab = 0).
     """
     from .lab import merge_lab
 
@@ -100,7 +102,7 @@ def plot_colorization_grid(L, pred_ab, true_ab=None, titles: Sequence[str] | Non
     n = min(len(L), max_images)
     rows = 3 if true_ab is not None else 2
     fig, axes = plt.subplots(rows, n, figsize=(2.6 * n, 2.6 * rows), squeeze=False)
-    names = ["input (L)", "colorized", "ground truth"]
+    names = list(names or ["input (L)", "colorized", "ground truth"])
     for i in range(n):
         panels = [np.clip((L[i, 0] + 1) / 2, 0, 1), merge_lab(L[i], pred_ab[i])]
         if true_ab is not None:

@@ -47,6 +47,10 @@ def test_colorization_grid_puts_input_prediction_truth_in_rows_and_photos_in_col
         assert column[0].get_title() == "abc"[i]
     assert [fig.axes[r * 3].get_ylabel() for r in range(3)] == [
         "input (L)", "colorized", "ground truth"]
+    named = plot_colorization_grid(L, np.zeros_like(pred), true,
+                                   names=["input (L)", "L with ab = 0", "true colours"])
+    assert [named.axes[r * 3].get_ylabel() for r in range(3)] == [
+        "input (L)", "L with ab = 0", "true colours"]  # notebook 02's middle row is no model's
 
 
 def test_loss_plot_draws_each_loss_in_its_panel_with_the_validation_curve():
