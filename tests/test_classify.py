@@ -58,6 +58,25 @@ def test_soft_encoding_sums_to_one_and_peaks_at_the_true_bin():
     assert (w[:, :1] > w[:, 1:]).all()
 
 
+def test_candidate_table_finds_the_same_nearest_classes_as_measuring_all():
+    """soft_encode measures each colour against its 12 candidates only: the five nearest it
+    finds equal a brute-force search over all Q classes, over the whole table's range."""
+    g = torch.Generator().manual_seed(4)
+    ab = (torch.rand(50_000, 2, generator=g) * 2 - 1) * 128
+    index, weight = soft_encode(ab, CENTRES)
+    brute = torch.cdist(ab.double(), CENTRES.double()).square().topk(5, dim=-1, largest=False)
+    assert torch.equal(index, brute.indices)
+    torch.testing.assert_close(weight, torch.softmax(-brute.values / 50, -1).float(),
+                               atol=1e-4, rtol=0)  # float32 distances of up to 250 units
+    # on the corners of the table's squares (odd a*, b*), the farthest from a square's centre;
+    # ties between classes are common there, so the distances are compared, not the order
+    corners = torch.round(ab[:2000] / 2) * 2 + 1
+    index, _ = soft_encode(corners, CENTRES)
+    found = (corners.double()[:, None] - CENTRES.double()[index]).square().sum(-1)
+    brute = torch.cdist(corners.double(), CENTRES.double()).square().topk(5, largest=False)
+    torch.testing.assert_close(found, brute.values, atol=1e-6, rtol=0)
+
+
 # ------------------------------------------------------------------ the loss
 def _loss_by_hand(logits: torch.Tensor, ab: torch.Tensor, class_weights: torch.Tensor) -> float:
     """Zhang et al.'s loss written the slow way: one pixel at a time, dense soft targets."""
