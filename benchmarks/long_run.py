@@ -369,7 +369,10 @@ def stage_record(args, key: str, steps: list[dict] | None = None) -> dict | None
     images = len(list((args.data / "train").glob("*.jpg")))
     step = int(info["step"] or 0)
     seconds = float(info["train_seconds"] or 0.0)
-    epochs = step * args.batch_size / images
+    per_epoch = max(1, images // args.batch_size)  # the loader drops the last, partial batch
+    epochs = int(info["epoch"] or 0) + int(info["batch_in_epoch"] or 0) / per_epoch
+    if key.startswith("seed"):  # the seed's own loader keeps the partial batch
+        epochs = step / -(-images // args.batch_size)
     rec = {"checkpoint": rel, "steps": step, "images_seen": step * args.batch_size,
            "epochs": round(epochs, 2), "train_minutes": round(seconds / 60, 1),
            "minutes_per_epoch": round(seconds / 60 / epochs, 1) if epochs else None,
@@ -569,6 +572,7 @@ def report(args) -> dict:
         "machine": machine(), "software": software(),
         "stages": stages, "scores": sc, "ablation": ablation(stages, sc),
         "time_to_quality": time_to_quality(stages),
+        "notes": list(getattr(args, "note", None) or []),
     }
     result["targets"] = targets(sc, stages)
     args.results.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
@@ -650,6 +654,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline-epochs", type=int, default=10)
     parser.add_argument("--classify-epochs", type=int, default=10)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--note", action="append",
+                        help="report: a sentence on how this run deviated from the schedule")
     parser.add_argument("--plot", type=Path, default=TTQ_PLOT,
                         help="report: where to draw validation L1 against minutes")
     parser.add_argument("--optional", nargs="*", default=[], choices=OPTIONAL,

@@ -62,8 +62,9 @@ def test_report_reads_checkpoints_and_scores(tmp_path, long_run):
     result = long_run.report(args)
     assert json.loads(args.results.read_text()) == result
     base = result["stages"]["colorlib_baseline"]
-    # The fixture is a 4-step baseline run with batch 2 on 8 photos: 1 epoch of 10 asked for.
-    assert (base["steps"], base["images_seen"], base["epochs"]) == (4, 8, 1.0)
+    # The fixture is a 4-step baseline run of 2 epochs (its own epoch counter, not a count
+    # derived from the photos in the folder): 2 epochs of 10 asked for.
+    assert (base["steps"], base["images_seen"], base["epochs"]) == (4, 8, 2.0)
     assert base["complete"] is False and base["target_epochs"] == 10
     assert [e["epoch"] for e in base["epoch_log"]] == sorted({e["epoch"] for e in base["epoch_log"]})
     assert sum(e["steps"] for e in base["epoch_log"]) == 4
