@@ -24,11 +24,15 @@ Three kinds of number, and each says which kind it is:
 * **Checkpoint sizes** are *measured*: a trainer of the full-run shape is
   built, its optimiser state filled in, and the exact dictionary a
   checkpoint holds is serialised with ``torch.save`` into a byte counter.
+  With the prepared copy of the COCO sample (bounded by the size of fastai's
+  download, from fastai's own size check) they give the Drive space the
+  series needs (:func:`drive_space`).
 """
 from __future__ import annotations
 
 import functools
 import io
+from pathlib import Path
 from dataclasses import dataclass
 
 import torch
@@ -145,8 +149,8 @@ def checkpoint_bytes(stage: str, size: int = FULL_RUN_SIZE, num_filters: int = 6
 
     Weights, BatchNorm statistics and both Adam moments per weight (filled in
     by one optimiser step with zero gradients, which leaves the weights as
-    they are). The loss history a real run adds is small next to this: about
-    0.3 kB per step.
+    they are). The loss history a real run adds is small next to this: under
+    0.1 kB per step (4 MB for the baseline's 50,000 steps, against 686 MB).
     """
     from .checkpoint import FORMAT, FORMAT_VERSION
     from .networks import ModelConfig
@@ -214,6 +218,58 @@ def stage_cost(stage: str, images: int = FULL_RUN_IMAGES, size: int = FULL_RUN_S
         cpu_minutes_per_epoch=_minutes(images, flops, cpu_flop_rate(stage)),
         checkpoint_mb=(checkpoint_bytes(stage, size, num_filters) / 1e6
                        if measure_checkpoint else None))
+
+
+def coco_download_bytes() -> int | None:
+    """Bytes of fastai's COCO sample download, from fastai's own size check (None if unknown)."""
+    import ast
+    import importlib.util
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # fastai's import-time deprecation notices
+            warnings.simplefilter("ignore", FutureWarning)
+            from fastai.data.external import URLs
+        # fastai.data's download_checks.py: {url: (size in bytes, md5)}, read as fastdownload does
+        folder = importlib.util.find_spec("fastai.data").submodule_search_locations[0]
+        checks = ast.literal_eval((Path(folder) / "download_checks.py").read_text())
+        return int(checks[URLs.COCO_SAMPLE][0])
+    except (ImportError, OSError, SyntaxError, KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def drive_space(costs: list[StageCost]) -> list[tuple[str, float | None, str]]:
+    """(file in the store, MB, how the number was obtained) for what the series keeps on Drive.
+
+    The store (:func:`colorlib.notebook.persist`: ``MyDrive/colorlib`` in
+    Colab, the notebook's output on Kaggle) holds the prepared COCO copy and
+    one checkpoint per stage. The checkpoints are the ones ``costs``
+    measured (:func:`stage_cost`, :func:`checkpoint_bytes`); the prepared
+    copy holds 10,000 of the sample's photos, unchanged, so the size of the
+    whole download (fastai's size check) bounds it from above; its exact size
+    is printed when it is written (:func:`colorlib.data.coco_sample_paths`).
+    """
+    from .data import COCO_CACHE_NAME
+
+    download = coco_download_bytes()
+    rows = [(f"data/{COCO_CACHE_NAME}", None if download is None else download / 1e6,
+             "at most: it holds 10,000 of the photos of fastai's download, whose size this is")]
+    for c in costs:
+        mb = c.checkpoint_mb if c.checkpoint_mb is not None else \
+            checkpoint_bytes(c.stage) / 1e6
+        rows.append((f"checkpoints/{c.stage}.pt", mb, "measured: the checkpoint serialised"))
+    return rows
+
+
+def drive_table(rows: list[tuple[str, float | None, str]]) -> str:
+    """A markdown table of :func:`drive_space`, with the total."""
+    lines = ["| file in the store | MB | how we know |", "|---|---:|---|"]
+    for name, mb, how in rows:
+        lines.append(f"| `{name}` | {'?' if mb is None else f'{mb:,.0f}'} | {how} |")
+    known = [mb for _, mb, _ in rows if mb is not None]
+    lines.append(f"| **all of it** | **{sum(known) / 1e3:.1f} GB** | at most; plus figures, "
+                 "validation grids and your own photos (notebook 06) |")
+    return "\n".join(lines)
 
 
 def cost_table(costs: list[StageCost]) -> str:

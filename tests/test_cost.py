@@ -82,3 +82,17 @@ def test_cost_table_says_which_numbers_are_derived():
     c = costs[0]
     assert c.t4_minutes_range[0] < c.t4_minutes_per_epoch < c.t4_minutes_range[1]
     assert c.cpu_minutes_per_epoch > c.t4_minutes_per_epoch
+
+
+@pytest.mark.slow
+def test_drive_space_adds_the_measured_checkpoints_and_bounds_the_data_copy():
+    costs = [cost.stage_cost(stage, size=64, num_filters=8) for stage in ("baseline", "pretrain")]
+    rows = cost.drive_space(costs)
+    sizes = {name: mb for name, mb, _ in rows}
+    assert sizes["checkpoints/baseline.pt"] == cost.checkpoint_bytes("baseline", 64, 8) / 1e6
+    assert sizes["checkpoints/pretrain.pt"] == cost.checkpoint_bytes("pretrain", 64, 8) / 1e6
+    download = cost.coco_download_bytes()
+    assert download is not None and download > 1e9  # fastai's own size check of the sample
+    assert sizes["data/coco_sample_seed123.tar"] == download / 1e6
+    total = sum(sizes.values()) / 1e3
+    assert f"**{total:.1f} GB**" in cost.drive_table(rows)
