@@ -61,8 +61,12 @@ def badge_source(url: str, nb_path: str) -> str:
     return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab})\n"
             f"[![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)]({kaggle})\n"
             "\n"
-            "On Colab or Kaggle, pick a GPU runtime/accelerator; on Kaggle also switch *Internet* "
-            "on, since the setup cell installs colorlib from GitHub.")
+            "**Colab:** choose *Runtime › Change runtime type › T4 GPU* before running. "
+            "**Kaggle:** verify your phone number once (GPUs and Internet need it), then in the "
+            "editor's *Settings* set *Accelerator* to *GPU T4 x2* and switch *Internet* on (the "
+            "setup cell installs colorlib from GitHub). The settings cell's `RUN` chooses a "
+            "quick, medium or full run; notebook 03's Settings section is the full run guide "
+            "(Drive, sessions, Save Version, quotas, attaching outputs).")
 
 
 def setup_source(url: str) -> str:
