@@ -26,8 +26,9 @@ Work that must outlive the machine goes to the **store** (``COLORLIB_STORE``),
 which :func:`persist` sets up in the cell after the setup cell: in Colab a
 folder on the user's Google Drive, on Kaggle the notebook's output folder
 (after copying in the checkpoints of notebooks attached as inputs). The
-store holds ``checkpoints/`` (``checkpoints-tiny-<size>px/`` in the tiny
-setting), ``data/`` (the prepared COCO sample, see
+store holds ``checkpoints/`` (``checkpoints-medium/`` for a medium run,
+``checkpoints-tiny-<size>px/`` in the tiny setting), ``figures/`` (``figures-medium/``) of
+real runs, ``data/`` (the prepared COCO sample, see
 :func:`colorlib.data.coco_sample_paths`) and the photos of notebook 06.
 """
 from __future__ import annotations
@@ -570,7 +571,8 @@ def persist(env: dict | None = None, *, drive: bool = True, show: bool = True) -
 
     * **Colab** gives every notebook a fresh machine, so this mounts Google
       Drive and makes ``MyDrive/colorlib`` the store: checkpoints, the
-      prepared COCO sample and notebook 06's photos are written there.
+      prepared COCO sample, the figures of a medium or full run and notebook 06's photos are
+      written there.
     * **Kaggle** keeps a notebook's ``/kaggle/working`` folder as its output,
       and other notebooks' outputs can be attached, read-only, under
       ``/kaggle/input``. The store is ``/kaggle/working/runs``; every
