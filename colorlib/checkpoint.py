@@ -39,8 +39,12 @@ def checkpoint_path(directory: str | os.PathLike, stage: str) -> Path:
     return Path(directory) / f"{stage}.pt"
 
 
-def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``payload`` to ``path`` atomically; raise a clear OSError on failure."""
+def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike,
+                    replace: bool = True) -> Path:
+    """Write ``payload`` to ``path`` atomically; raise a clear OSError on failure.
+
+    ``replace=False``: never over a file that appeared at ``path`` meanwhile
+    (FileExistsError)."""
     path = Path(path)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
 
@@ -54,7 +58,7 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
             raise (writer.error or OSError(str(err).strip().splitlines()[0])) from None
 
     try:
-        return atomic_write(path, write)
+        return atomic_write(path, write, replace=replace)
     except WriteFailed as err:
         if err.in_folder:
             raise OSError(f"cannot write checkpoint in {path.parent}: {err.strerror}") from None
@@ -164,3 +168,31 @@ def _check_model_settings(path: Path, ckpt: dict) -> None:
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: its model settings do not fit this colorlib "
                               f"version ({err})") from None
+
+
+def checkpoint_kind(path: str | os.PathLike) -> tuple[str | None, str]:
+    """What ``path`` holds, for the output rule: ``(kind, reason)``.
+
+    ``kind`` is ``"training"`` (a checkpoint that resumes: optimiser state
+    and all), ``"export"`` (a weights-only generator, ``colorlib export``),
+    or None for a file colorlib did not write, with ``reason`` saying what
+    it is instead. Memory-maps the file, so even a 400 MB checkpoint is
+    recognised without reading its weights.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None, "not a file"
+    try:
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # an older, non-zip torch file cannot be memory-mapped
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - anything unreadable is not ours to replace
+        return None, _unreadable_reason(path, err)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        return None, f"a file without the '{FORMAT}' marker"
+    if ckpt.get("kind") == "generator":
+        return "export", "a weights-only export"
+    if "opt_G" in ckpt and "step" in ckpt:
+        return "training", "a training checkpoint that resumes"
+    return "export", "a colorlib checkpoint without optimiser state"

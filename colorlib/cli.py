@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
+import signal
 import sys
 import tempfile
 import warnings
@@ -34,6 +36,29 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    """A whole number >= 0 (0 keeps a feature off: no worker processes, no extra saves)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _learning_rate(text: str) -> float:
+    """A finite number > 0, checked here rather than by the optimiser, hours later."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a learning rate such as 2e-4, got "
+                                         f"{text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
 
 
@@ -93,21 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true",
                        help="continue from <checkpoint-dir>/<stage>.pt if it exists")
     train.add_argument("--overwrite", action="store_true",
-                       help="start again even though <checkpoint-dir>/<stage>.pt exists")
+                       help="start again even though <checkpoint-dir>/<stage>.pt exists (only "
+                       "over a colorlib checkpoint, never another file)")
     train.add_argument("--seed", type=_seed, default=0,
                        help="random seed, 0 to 4294967295 (default 0)")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: best available)")
-    train.add_argument("--weights", default="imagenet",
-                       help="ResNet18 encoder weights: imagenet, a state_dict file, or none")
-    train.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    train.add_argument("--weights", default=None,
+                       help="ResNet18 encoder weights: imagenet, a state_dict file, or none "
+                       "(default imagenet; a resume keeps the run's own and refuses others)")
+    train.add_argument("--workers", type=_count, default=0, help="DataLoader worker processes")
     train.add_argument("--max-steps", type=_positive_int, default=None,
                        help="stop after this many optimisation steps in total")
-    train.add_argument("--save-every", type=int, default=0,
+    train.add_argument("--save-every", type=_count, default=0,
                        help="also save every N steps (default: at epoch ends only)")
     train.add_argument("--filters", type=_positive_int, default=64,
                        help="pix2pix U-Net base width (default 64, as in the paper)")
     train.add_argument("--gan-mode", choices=("vanilla", "lsgan", "hinge"), default="vanilla")
-    train.add_argument("--lr-g", type=float, default=None,
+    train.add_argument("--lr-g", type=_learning_rate, default=None,
                        help="generator learning rate (default: 1e-4 for pretrain, 2e-4 otherwise)")
     train.add_argument("--val-every", type=_positive_int, default=1,
                        help="save validation images (input / prediction / truth) every N epochs "
@@ -151,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", type=Path, required=True, help="a colorlib checkpoint (.pt)")
     ev.add_argument("--data", required=True,
                     help="a folder of colour photos (recursive), one photo, or tiny")
-    ev.add_argument("--json", type=Path, default=None, help="also write the full report here")
+    ev.add_argument("--json", type=Path, default=None,
+                    help="also write the full report here (never over an input, or a file "
+                    "colorlib did not write)")
+    ev.add_argument("--overwrite", action="store_true",
+                    help="replace a report an earlier colorlib evaluate wrote at --json")
     ev.add_argument("--size", type=_positive_int, default=None,
                     help="shrink photos so the longer side is at most N px (default: full size)")
     ev.add_argument("--device", default=None)
@@ -168,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the file to write (default: <stage>-generator.pt beside the checkpoint)")
     ex.add_argument("--float32", action="store_true",
                     help="keep float32 weights (twice the size; default float16)")
-    ex.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ex.add_argument("--overwrite", action="store_true",
+                    help="replace an earlier export at --out (never a training checkpoint that "
+                    "resumes, nor a file colorlib did not write)")
     for command in sub.choices.values():  # `colorlib train ... --debug` works, too
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="show Python tracebacks on errors")
@@ -202,13 +235,43 @@ def _check_encoder_weights(args) -> None:
         raise CLIError(f"--weights: {err}") from None
 
 
+def _check_resume_weights(args) -> None:
+    """``--resume`` with ``--weights`` other than the run started with: refused, not ignored.
+
+    The encoder's starting weights matter only at the start; a resume
+    continues the checkpoint's own. Stages that start from another stage's
+    generator (gan: ``init from ...``) and the pix2pix U-Net (no encoder)
+    record nothing to compare.
+    """
+    import torch
+
+    from .stages import get_stage
+
+    path = args.checkpoint_dir / f"{args.stage}.pt"
+    if not args.resume or not path.is_file() or get_stage(args.stage).arch != "resnet18_unet":
+        return
+    try:
+        recorded = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("weights")
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint is reported by the resume itself
+        return
+    if not isinstance(recorded, str) or recorded.startswith("init from"):
+        return
+    same = recorded == str(args.weights) or (
+        Path(recorded).is_file() and Path(recorded).resolve() == Path(args.weights).resolve())
+    if not same:
+        raise CLIError(f"{path}: --resume continues the encoder the run started with; this run "
+                       f"differs: --weights {args.weights} (checkpoint: {recorded}). Leave out "
+                       "--weights to resume, or start afresh with another --checkpoint-dir")
+
+
 def _megapixels(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of megapixels, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of megapixels > 0, got {text}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number of megapixels > 0, got "
+                                         f"{text}")
     return value
 
 
@@ -265,6 +328,9 @@ def cmd_train(args) -> int:
         raise CLIError(f"--data: {args.data}: no such folder (use tiny, coco or a folder)")
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite contradict each other; pick one")
+    weights_given, args.weights = args.weights is not None, args.weights or "imagenet"
+    if weights_given:
+        _check_resume_weights(args)
     _ensure_writable_dir(args.checkpoint_dir, "--checkpoint-dir")
     _check_encoder_weights(args)
     run = RunConfig(
@@ -330,6 +396,7 @@ def cmd_colorize(args) -> int:
     from .images import ImageReadError, save_rgb
     from .outputs import plan_colorize
 
+    _check_folder_path(args.out, "--out")
     plan = plan_colorize(args.images, args.out, args.format, overwrite=args.overwrite,
                          skip_existing=args.skip_existing)
     colorizer = _load_colorizer(args)
@@ -354,12 +421,12 @@ def cmd_colorize(args) -> int:
                 problems.append(f"{source}: output {job.target} appeared during the run; kept it")
             except OSError as err:
                 problems.append(f"{source}: cannot write {job.target} ({err.strerror or err})")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print(f"colorlib: interrupted: {written} of {len(jobs)} image(s) were colorized into "
               f"{args.out} before the stop, each file complete (files are written whole or "
               "not at all); the others have no output yet (--skip-existing goes on from there)",
               file=sys.stderr)
-        return 130
+        return getattr(err, "exit_code", 130)
     for line in problems:
         print(f"colorlib: error: {line}", file=sys.stderr)
     done = f"; {len(plan.skipped)} already done, skipped" if plan.skipped else ""
@@ -367,10 +434,22 @@ def cmd_colorize(args) -> int:
     return EXIT_FAILED if problems else 0
 
 
-def _ensure_writable_dir(folder: Path, flag: str) -> None:
-    """Create ``folder`` and prove a file can be written there, before any work."""
+def _check_folder_path(folder: Path, flag: str) -> None:
+    """``folder`` is a folder or can become one: not a file, not a link to nowhere."""
+    if folder.is_symlink() and not folder.exists():
+        raise CLIError(f"{flag}: {folder} is a symbolic link to {os.readlink(folder)}, which "
+                       "does not exist")
     if folder.exists() and not folder.is_dir():
         raise CLIError(f"{flag}: {folder} exists and is not a folder")
+    for parent in folder.parents:
+        if parent.exists() and not parent.is_dir():
+            raise CLIError(f"{flag}: cannot write to {folder}: {parent} is a file, where a "
+                           "folder of that name should be")
+
+
+def _ensure_writable_dir(folder: Path, flag: str) -> None:
+    """Create ``folder`` and prove a file can be written there, before any work."""
+    _check_folder_path(folder, flag)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -403,12 +482,17 @@ def cmd_export(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_paths, find_eval_images, format_table, write_json
+    from .outputs import check_output, is_colorlib_report
 
     if args.json is not None:  # found out now, not after an hour of evaluating
         _ensure_writable_file(args.json, "--json")
     if args.data != "tiny" and not Path(args.data).exists():
         raise CLIError(f"--data: {args.data}: no such file or folder")
     paths = find_eval_images(args.data)
+    replace = args.json is not None and check_output(
+        args.json, "--json", overwrite=args.overwrite, what="a report",
+        is_ours=lambda p: is_colorlib_report(p, "evaluate"),
+        inputs=[("the --checkpoint", [args.checkpoint]), ("a photo of --data", paths)])
     report = evaluate_paths(paths, checkpoint=args.checkpoint, max_side=args.size,
                             device=args.device, progress=not args.no_progress,
                             max_pixels=_max_pixels(args), arch=args.arch,
@@ -429,7 +513,7 @@ def cmd_evaluate(args) -> int:
     print(f"{args.checkpoint.name} on {args.data}:")
     print(format_table(report))
     if args.json is not None:
-        print(f"report written to {write_json(report, args.json)}")
+        print(f"report written to {write_json(report, args.json, replace=replace)}")
     return EXIT_FAILED if report["failed"] or report["unusable"] else 0
 
 
@@ -452,20 +536,25 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib
 
     matplotlib.use("Agg")  # a command line never needs a window
+    library: list = []  # other packages' warnings, shown once the command has succeeded
     try:
-        from .environment import check_environment
+        with _sigterm_stops(), _library_warnings(library, args.debug):
+            from .environment import check_environment
 
-        for note in check_environment():  # bad values raise, naming the variable
-            print(f"colorlib: warning: {note}", file=sys.stderr)
-        if args.command not in ("train", "export"):  # train_stage does it for its device
-            from .device import DevicePolicy
+            for note in check_environment():  # bad values raise, naming the variable
+                print(f"colorlib: warning: {note}", file=sys.stderr)
+            if args.command not in ("train", "export"):  # train_stage does it for its device
+                from .device import DevicePolicy
 
-            DevicePolicy.for_inference(args.device).prepare_process()
-        with _one_line_image_warnings([]):
-            return COMMANDS[args.command](args)
+                DevicePolicy.for_inference(args.device).prepare_process()
+            with _one_line_image_warnings([]):
+                code = COMMANDS[args.command](args)
+        for line in library:
+            print(f"colorlib: warning: {line}", file=sys.stderr)
+        return code
     except KeyboardInterrupt as err:
         print(f"colorlib: {_interrupted(args, err)}", file=sys.stderr)
-        return 130
+        return getattr(err, "exit_code", 130)
     except Exception as err:  # noqa: BLE001 - the one place errors become messages
         if args.debug:
             raise
@@ -473,18 +562,88 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, Kaggle stopping a session, ``kill PID``) outside a training step:
+    handled like Ctrl-C, so locks are released and temporary files removed on the way out."""
+
+    signal = "SIGTERM"
+    exit_code = 128 + 15
+
+
+@contextlib.contextmanager
+def _sigterm_stops():
+    """While a command runs, SIGTERM raises :class:`Terminated` instead of ending the process
+    on the spot (training defers it to the end of the step, :class:`colorlib.runs.StepGuard`).
+    Left alone where someone else already handles or ignores SIGTERM, and off the main thread."""
+    import threading
+
+    sigterm = getattr(signal, "SIGTERM", None)
+    if (sigterm is None or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(sigterm) is not signal.SIG_DFL):
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    signal.signal(sigterm, stop)
+    try:
+        yield
+    finally:
+        signal.signal(sigterm, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _library_warnings(collected: list, debug: bool):
+    """Other packages' warnings (torch, Pillow, ...) as one plain line each, after the command.
+
+    A library's ``UserWarning`` arrives with a site-packages path and a line
+    of source code; printed at once, it comes before colorlib's own
+    one-line error and reads as the cause. So each is collected as ``message
+    (Category from package)``, once, and shown only if the command succeeds;
+    ``--debug`` keeps Python's usual display. colorlib's own warnings
+    (:class:`colorlib.images.ColorlibWarning`) are shown as they come by
+    :func:`_one_line_image_warnings`.
+    """
+    if debug:
+        yield
+        return
+    with warnings.catch_warnings():
+        def collect(message, category, filename, lineno, file=None, line=None):
+            text = f"{str(message).strip().splitlines()[0] if str(message).strip() else ''} " \
+                   f"({category.__name__} from {_package_of(filename)})"
+            if text not in collected:
+                collected.append(text)
+
+        warnings.showwarning = collect
+        yield
+
+
+def _package_of(filename: str) -> str:
+    """The package a warning came from: ``.../site-packages/torch/x.py`` -> ``torch``."""
+    parts = Path(str(filename)).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts[:-1]:
+            return Path(parts[parts.index(marker) + 1]).stem
+    if "colorlib" in parts[:-1]:
+        return "colorlib"
+    return Path(str(filename)).stem or "Python"
+
+
 def _interrupted(args, err: KeyboardInterrupt) -> str:
-    """What a Ctrl-C left behind, truthfully, per command (colorize says it itself)."""
+    """What a Ctrl-C or SIGTERM left behind, truthfully, per command (colorize says it itself)."""
     from .runs import TrainingInterrupted
 
+    how = "interrupted" if getattr(err, "signal", "SIGINT") == "SIGINT" \
+        else f"stopped by {err.signal}"
     if args.command == "demo":
-        return (f"demo interrupted; every file it wrote so far is listed in "
+        return (f"demo {how}; every file it wrote so far is listed in "
                 f"{args.out / '.colorlib-manifest.json'}")
     if isinstance(err, TrainingInterrupted):
         return str(err)
     if args.command == "train":
-        return "interrupted; nothing was saved after the last checkpoint written (if any)"
-    return "interrupted; nothing was written"
+        return f"{how}; nothing was saved after the last checkpoint written (if any)"
+    return f"{how}; nothing was written"
 
 
 def _describe(err: Exception) -> str:

@@ -313,9 +313,11 @@ def coco_sample_paths(seed: int = 123, cache: Sequence[str | os.PathLike] | None
     return train, val
 
 
-def resolve_source(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
+def resolve_source(cfg: DataConfig, exclude: Sequence[str | Path] = ()) -> tuple[list[Path], list[Path]]:
     """Turn ``cfg.source`` into (train paths, val paths).
 
+    ``exclude``: folders inside a photo folder that are not scanned (a run's
+    own checkpoint folder: its validation figures are not photos).
     Shown in notebook 02.
     """
     if cfg.source == "tiny":
@@ -328,9 +330,10 @@ def resolve_source(cfg: DataConfig) -> tuple[list[Path], list[Path]]:
     else:
         folder = Path(cfg.source)
         if (folder / "train").is_dir() and (folder / "val").is_dir():
-            train, val = find_images(folder / "train"), find_images(folder / "val")
+            train = find_images(folder / "train", exclude)
+            val = find_images(folder / "val", exclude)
         else:
-            train, val = split_paths(find_images(folder), cfg.val_fraction, cfg.seed)
+            train, val = split_paths(find_images(folder, exclude), cfg.val_fraction, cfg.seed)
     if cfg.max_images is not None:
         train = train[: cfg.max_images]
     return train, val

@@ -110,6 +110,9 @@ def _make_room(out: Path, files: list[Path], overwrite: bool) -> Manifest:
     starts: it is someone's file, and it is kept.
     """
     earlier = Manifest.read(out, "demo")
+    if earlier is None:
+        _refuse_files_in_the_way(files, "not written by colorlib (there is no demo manifest "
+                                 f"{Manifest.NAME} in {out})")
     if earlier is not None or any(f.exists() for f in files):
         if not overwrite:
             raise FileExistsError(
@@ -117,15 +120,19 @@ def _make_room(out: Path, files: list[Path], overwrite: bool) -> Manifest:
                 "replace that demo's own files (nothing else in the folder is touched)")
         if earlier is not None:
             earlier.remove_files()
-    in_the_way = [f for f in files if f.exists() or f.is_symlink()]
-    if in_the_way:
-        more = f" and {len(in_the_way) - 1} more" if len(in_the_way) > 1 else ""
-        raise FileExistsError(
-            f"{in_the_way[0]}{more}: not written by an earlier colorlib demo (or changed since), "
-            "so it is kept; choose another --out")
+    _refuse_files_in_the_way(files, "not written by an earlier colorlib demo (or changed "
+                             "since)")
     manifest = Manifest(out, "demo")
     manifest.save()
     return manifest
+
+
+def _refuse_files_in_the_way(files: list[Path], why: str) -> None:
+    in_the_way = [f for f in files if f.exists() or f.is_symlink()]
+    if in_the_way:
+        more = f" and {len(in_the_way) - 1} more" if len(in_the_way) > 1 else ""
+        raise FileExistsError(f"{in_the_way[0]}{more}: {why}, so it is kept; choose another "
+                              "--out")
 
 
 def _write_report(out: Path, rows, photos, size, batch_size, dev, seconds) -> Path:
@@ -152,6 +159,7 @@ def _write_report(out: Path, rows, photos, size, batch_size, dev, seconds) -> Pa
               "(`colorlib train --data ...`) and a GPU."]
     for p in photos:
         lines += ["", f"![{p.stem}](figures/compare_{p.stem}.png)"]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    from .files import atomic_write
+
+    text = "\n".join(lines) + "\n"
+    return atomic_write(out / "report.md", lambda f: f.write(text.encode()), replace=False)

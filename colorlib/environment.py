@@ -59,9 +59,11 @@ def number(name: str, env: Mapping[str, str] | None = None, default: float | Non
         value = float(text)
     except ValueError:
         raise ValueError(f"{name}: expected a number, got {text!r}") from None
-    if value != value or value < minimum or (strict and value == minimum):
+    if value != value or value in (float("inf"), float("-inf")) or value < minimum \
+            or (strict and value == minimum):
         bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-        raise ValueError(f"{name}: expected a number {bound}, got {text!r}")
+        finite = "finite " if value != value or abs(value) == float("inf") else ""
+        raise ValueError(f"{name}: expected a {finite}number {bound}, got {text!r}")
     return value
 
 

@@ -247,9 +247,17 @@ def comparison_table(reports: dict[str, dict], baseline: str = "greyscale") -> s
     return "\n".join(lines) + "\n"
 
 
-def write_json(report: dict, path: str | os.PathLike) -> Path:
-    """Write ``report`` as JSON (creating the folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    return path
+WRITTEN_BY = "colorlib evaluate"  # the report's marker: an earlier output, not a user's file
+
+
+def write_json(report: dict, path: str | os.PathLike, replace: bool = False) -> Path:
+    """Write ``report`` as JSON, atomically (creating the folder), marked ``written_by``.
+
+    ``replace``: an earlier report may be replaced (decided beforehand by
+    :func:`colorlib.outputs.check_output`); otherwise a file that appeared
+    at ``path`` meanwhile is kept (FileExistsError).
+    """
+    from .files import atomic_write
+
+    text = json.dumps({"written_by": WRITTEN_BY, **report}, indent=1) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode()), replace=replace)

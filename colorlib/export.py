@@ -62,14 +62,19 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike | Non
 
     ``dtype``: the floating-point weights' type (float16 halves float32's
     size; integer buffers such as BatchNorm's counter stay as they are).
-    An existing ``out`` is replaced only with ``overwrite=True``.
+    An existing ``out`` is replaced only with ``overwrite=True``, and only if
+    it is an earlier export: never the checkpoint itself, another run's
+    resumable checkpoint, or a file colorlib did not write
+    (:func:`colorlib.outputs.check_output`).
     """
+    from .checkpoint import checkpoint_kind
+    from .outputs import check_output
+
     checkpoint = Path(checkpoint)
     out = Path(out) if out is not None else export_path(checkpoint)
-    if out.resolve() == checkpoint.resolve():
-        raise ValueError(f"{out}: the export would replace the checkpoint it comes from")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists; pass --overwrite to replace it")
+    replace = check_output(out, "--out", overwrite=overwrite, what="an export",
+                           is_ours=lambda p: checkpoint_kind(p)[0] == "export",
+                           inputs=[("the checkpoint", [checkpoint])])
     ckpt = load_checkpoint(checkpoint)
     weights = {k: (v.to(dtype) if v.is_floating_point() else v)
                for k, v in ckpt["generator"].items()}
@@ -77,15 +82,17 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike | Non
                "stage": ckpt.get("stage"), "weights_dtype": str(dtype).removeprefix("torch."),
                "amp_dtype": ckpt.get("amp_dtype"), "train": {"amp": training_amp(ckpt)},
                "step": ckpt.get("step"), "epoch": ckpt.get("epoch"),
-               "source": checkpoint.name, "colorlib_version": __version__,
-               "trained_with": ckpt.get("colorlib_version")}
-    return save_checkpoint(payload, out)
+               "source": checkpoint.name, "source_path": str(checkpoint.resolve()),
+               "colorlib_version": __version__, "trained_with": ckpt.get("colorlib_version")}
+    return save_checkpoint(payload, out, replace=replace)
 
 
 def refuse_resume(ckpt: dict, path: str | os.PathLike) -> None:
     """A resume needs the full checkpoint; an export says so instead of 'does not fit'."""
     if is_export(ckpt):
+        source = ckpt.get("source") or "<stage>.pt"
+        where = f" it was exported from: {ckpt['source_path']}" if ckpt.get("source_path") else ""
         raise CheckpointError(
             f"{path}: a weights-only export (colorlib export): it colorizes and evaluates, and "
             "can start the gan stage (--init), but training cannot continue from it; resume "
-            f"from the full checkpoint ({ckpt.get('source') or '<stage>.pt'})")
+            f"from the full checkpoint ({source}){where}")

@@ -7,6 +7,7 @@ Used by every notebook (01-07) to draw what it shows.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -21,12 +22,44 @@ def _plt():
     return plt
 
 
-def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Save ``fig`` (creating the folder) and close it to free memory."""
+def save_figure(fig, path: str | Path, dpi: int = 110, legacy_ok: bool = False) -> Path:
+    """Save ``fig`` atomically (creating the folder), marked as colorlib's, and close it.
+
+    The file's Software field says ``colorlib (figure)`` (PNG text chunk, or
+    EXIF for JPEG/WebP/TIFF), so an existing file at ``path`` is replaced
+    only if colorlib drew it: anything else there is kept, with a
+    :class:`~colorlib.outputs.OutputRefused` naming it. ``legacy_ok``: in a
+    folder only colorlib writes (the repository's ``figures/``, a run's
+    ``val_images/``), figures of older versions, made by matplotlib before
+    the marker existed, count as colorlib's too. A scan of photos leaves
+    marked figures out (:func:`colorlib.images.is_colorlib_output`).
+    """
+    from .files import atomic_write
+    from .images import FIGURE_MARKER, software_of
+    from .outputs import OutputRefused
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    _plt().close(fig)
+    try:
+        if os.path.lexists(path):
+            software = software_of(path) or ""
+            if path.is_dir() or not (software == FIGURE_MARKER or (
+                    legacy_ok and software.startswith("Matplotlib"))):
+                raise OutputRefused(f"{path} exists and was not written by colorlib; kept it "
+                                    "(choose another name or folder, or move that file away)")
+        fmt = (path.suffix[1:] or "png").lower()
+        options: dict = {}
+        if fmt == "png":
+            options["metadata"] = {"Software": FIGURE_MARKER}
+        elif fmt in ("jpg", "jpeg", "webp", "tif", "tiff"):
+            from PIL import Image
+
+            exif = Image.Exif()
+            exif[0x0131] = FIGURE_MARKER
+            options["pil_kwargs"] = {"exif": exif.tobytes()}
+        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight",
+                                                 **options))
+    finally:
+        _plt().close(fig)
     return path
 
 

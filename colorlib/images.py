@@ -38,6 +38,7 @@ from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageErro
 # knows the file is a model's output and not a photo.
 SOFTWARE_MARKER = "colorlib"
 COLORIZED_MARKER = "colorlib (colorized)"
+FIGURE_MARKER = "colorlib (figure)"  # plots: loss curves, comparisons, validation grids
 _PROVENANCE_START = "Colorized automatically by colorlib"  # outputs of colorlib <= 0.1
 _MARKED_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 
@@ -141,6 +142,10 @@ class ColourProfileWarning(ColorlibWarning):
     """An embedded colour profile could not be used; the pixels were read as sRGB."""
 
 
+class MultiFrameWarning(ColorlibWarning):
+    """A multi-page TIFF or an animated GIF/PNG/WebP: colorlib read its first page or frame."""
+
+
 # ------------------------------------------------------------------ plugins
 _plugins_done = False
 
@@ -212,7 +217,7 @@ def _hidden(name: str) -> bool:
 
 
 def is_colorlib_output(path) -> bool:
-    """True if ``path`` is a colorization colorlib wrote (its Software field says so).
+    """True if ``path`` is a colorization or a figure colorlib wrote (its Software field says so).
 
     Reads the header only. The marker travels with the file when it is
     copied, moved or renamed, unlike a list kept beside it or a naming
@@ -233,8 +238,24 @@ def is_colorlib_output(path) -> bool:
         return False
     if not isinstance(software, str) or not software.startswith(SOFTWARE_MARKER):
         return False
-    return software.strip() == COLORIZED_MARKER or (
+    return software.strip() in (COLORIZED_MARKER, FIGURE_MARKER) or (
         isinstance(note, str) and note.startswith(_PROVENANCE_START))
+
+
+def software_of(path) -> str | None:
+    """The Software field of an image (a PNG text chunk or EXIF): who wrote it, or None.
+
+    Reads the header only.
+    """
+    try:
+        with warnings.catch_warnings(), _pixel_limit_lifted(), Image.open(path) as img:
+            warnings.simplefilter("ignore")
+            software = img.info.get("Software")
+            if software is None:
+                software = img.getexif().get(0x0131)
+    except Exception:  # noqa: BLE001 - unreadable: nobody we know
+        return None
+    return software.strip() if isinstance(software, str) else None
 
 
 @dataclass
@@ -390,11 +411,26 @@ def load_rgb(path, max_side: int | None = None, max_pixels: int | None = None) -
             scale = min(w, h) / max_side
             if scale >= 2:
                 img.draft(img.mode, (max(1, int(w / scale)), max(1, int(h / scale))))
+        _say_if_multi_frame(img, path)
         img.load()
         photometric = _photometric(img)
         if img.getexif().get(0x0112, 1) != 1:  # rotated or mirrored for display
             img = ImageOps.exif_transpose(img)
         return _array(to_rgb(img, name=str(path), photometric=photometric))
+
+
+def _say_if_multi_frame(img: Image.Image, path: Path) -> None:
+    """Warn (:class:`MultiFrameWarning`) that only the first page or frame of ``img`` is used.
+
+    A phone's multi-picture JPEG (MPO: the photo, then a depth map or a
+    preview) is not warned about: its first picture is the photo.
+    """
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1 and img.format != "MPO":
+        unit = "pages" if img.format == "TIFF" else "frames"
+        warnings.warn(MultiFrameWarning(f"{path}: has {frames} {unit}; colorlib used the first "
+                                        f"(save the others as separate files to colorize them)"),
+                      stacklevel=3)
 
 
 def check_image(path, max_pixels: int | None = None) -> None:

@@ -75,7 +75,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
                 "generator it is with --arch resnet18_unet (the tutorial's ResNet18 U-Net) or "
                 "--arch pix2pix_unet, plus --model-size if it was trained at another size than "
                 "256") from None
-        cfg = ModelConfig(arch=arch, size=size)
+        cfg = ModelConfig(arch=arch, size=size, num_filters=_plain_width(state, arch))
     if temperature is not None:
         if not cfg.classes:
             raise CheckpointError(f"{path}: a temperature only applies to a generator of colour "
@@ -84,10 +84,38 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
     net = build_generator(cfg, weights=None)
     try:
         net.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit a {cfg.arch} "
-                              f"({str(err).splitlines()[0]})") from None
+    except RuntimeError:
+        raise CheckpointError(f"{path}: weights do not fit a {cfg.arch} of {cfg.size} px "
+                              f"({_misfit(net.state_dict(), state)}); check --arch, and "
+                              "--model-size for plain weights") from None
     return DevicePolicy.for_inference(device).place(net).eval(), cfg
+
+
+def _plain_width(state: dict, arch: str) -> int:
+    """A pix2pix U-Net's base width, read from its first convolution (plain weights say
+    nothing else about it); the default (64) for other generators."""
+    first = state.get("model.model.0.weight")
+    if arch == "pix2pix_unet" and isinstance(first, torch.Tensor) and first.ndim == 4:
+        return int(first.shape[0])
+    return 64
+
+
+def _misfit(expected: dict, given: dict) -> str:
+    """How weights differ from a model's own: counts of missing, unexpected and other-shaped
+    tensors, with an example (torch's own message is many lines long)."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shaped = [k for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
+    parts = [f"{len(missing)} of its {len(expected)} tensors missing",
+             f"{len(unexpected)} unexpected",
+             f"{len(shaped)} of another shape"]
+    if shaped:
+        k = shaped[0]
+        parts[-1] += (f", e.g. {k}: {tuple(given[k].shape)} where it needs "
+                      f"{tuple(expected[k].shape)}")
+    elif missing:
+        parts[0] += f", e.g. {missing[0]}"
+    return ", ".join(parts)
 
 
 def _plain_state_dict(path: str | os.PathLike) -> dict | None:

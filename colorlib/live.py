@@ -108,6 +108,6 @@ class LiveProgress(Callback):
             pass
         if self.folder is not None:
             name = f"{trainer.cfg.stage}_{label.replace(' ', '')}.png"
-            save_figure(fig, self.folder / name)
+            save_figure(fig, self.folder / name, legacy_ok=True)  # the run's val_images/
         else:
             _plt().close(fig)

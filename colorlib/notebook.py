@@ -201,6 +201,24 @@ _ENV_FIELDS = {"COLORLIB_DATA": ("data", str), "COLORLIB_SIZE": ("size", int),
                "COLORLIB_STORE": ("store", Path)}
 
 
+def _env_int(var: str, text: str) -> int:
+    """A whole-number variable (>= 1; a size also a power of two), or ValueError naming it."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{var}: expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{var}: expected a number >= 1, got {value}")
+    if var == "COLORLIB_SIZE":
+        from .networks import check_size
+
+        try:
+            check_size(value)
+        except ValueError as err:
+            raise ValueError(f"{var}: {err}") from None
+    return value
+
+
 def _apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
     changes = {}
     for var, (name, kind) in _ENV_FIELDS.items():
@@ -208,20 +226,7 @@ def _apply_env(s: Settings, env: Mapping[str, str]) -> Settings:
         if not text:
             continue
         if kind is int:
-            try:
-                value = int(text)
-            except ValueError:
-                raise ValueError(f"{var}: expected a whole number, got {text!r}") from None
-            if value < 1:
-                raise ValueError(f"{var}: expected a number >= 1, got {value}")
-            if name == "size":
-                from .networks import check_size
-
-                try:
-                    check_size(value)
-                except ValueError as err:
-                    raise ValueError(f"{var}: {err}") from None
-            changes[name] = value
+            changes[name] = _env_int(var, text)
         elif kind is Path:
             changes[name] = _anchored(text)
         else:
@@ -318,7 +323,8 @@ class SavedFigure(type(Path())):
 def save(fig, name: str, s: Settings, dpi: int = 110) -> Path:
     """Show ``fig`` in the notebook, then save it as ``<figure_dir>/<name>.png`` and close it.
 
-    Returns the path written (a :class:`pathlib.Path`).
+    Returns the path written (a :class:`pathlib.Path`). A file of that name
+    that colorlib did not draw is kept, with an error naming it.
     """
     from .figures import save_figure
 
@@ -331,7 +337,17 @@ def save(fig, name: str, s: Settings, dpi: int = 110) -> Path:
     except ImportError:
         pass
     path = figure_dir(s) / (name if Path(name).suffix else f"{name}.png")
-    return SavedFigure(save_figure(fig, path, dpi=dpi))
+    return SavedFigure(save_figure(fig, path, dpi=dpi, legacy_ok=_colorlib_folder(path.parent)))
+
+
+def _colorlib_folder(folder: Path) -> bool:
+    """The repository's ``figures/`` and the tiny setting's temporary folder: only colorlib
+    writes there, so its figures from before the marker (:func:`colorlib.figures.save_figure`)
+    are replaced like marked ones. Anywhere else, an unmarked file is the user's."""
+    folder = folder.resolve()
+    root = repo_root()
+    owned = [_tiny_root().resolve()] + ([(root / "figures").resolve()] if root else [])
+    return any(folder == o or o in folder.parents for o in owned)
 
 
 # -------------------------------------------------------------- checkpoints
@@ -379,6 +395,8 @@ def ensure_stage(stage: str, s: Settings) -> Path:
     arch = get_stage(stage).arch
     path = checkpoint_path(checkpoint_dir(s), stage)
     if path.exists():
+        if s.tiny:
+            _only_tiny_checkpoint(path)
         try:
             ckpt = load_checkpoint(path, arch=arch, stage=stage)
         except CheckpointError:
@@ -386,6 +404,8 @@ def ensure_stage(stage: str, s: Settings) -> Path:
                 raise
             ckpt = None  # a stale tiny checkpoint: trained again below
         if ckpt is not None:
+            if not s.tiny:
+                _same_size(path, ckpt, s)
             print(f"{stage}: loaded {path} (epoch {ckpt['epoch']}, step {ckpt['step']})")
             if not s.tiny:
                 return path
@@ -394,6 +414,7 @@ def ensure_stage(stage: str, s: Settings) -> Path:
     exported = export_path(path)  # a weights-only export (colorlib export): enough to colorize
     if not s.tiny and exported.is_file():
         ckpt = load_checkpoint(exported, arch=arch, stage=stage)
+        _same_size(exported, ckpt, s)
         print(f"{stage}: loaded {exported} (weights-only export of step {ckpt.get('step')}; "
               "it colorizes and evaluates, training cannot resume from it)")
         return exported
@@ -414,6 +435,54 @@ def ensure_stage(stage: str, s: Settings) -> Path:
     load_checkpoint(path, arch=arch, stage=stage)
     print(f"{stage}: tiny checkpoint ready at {path}")
     return path
+
+
+def _only_tiny_checkpoint(path: Path) -> None:
+    """The tiny setting trains over a checkpoint only if the tiny setting made it.
+
+    A real run's checkpoint in the folder ``COLORLIB_CHECKPOINTS`` names is
+    refused in one line; so is a file colorlib did not write. A damaged file
+    in the tiny setting's own temporary folder is debris of an earlier tiny
+    run and is removed.
+    """
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    own_folder = _tiny_root().resolve() in path.resolve().parents
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as err:
+        if own_folder:
+            path.unlink()
+            print(f"removed {path}: a damaged checkpoint of an earlier tiny run ({err})")
+            return
+        raise CheckpointError(f"{err}; the tiny setting (COLORLIB_TINY=1) never replaces a "
+                              "file it did not write: unset COLORLIB_CHECKPOINTS for tiny runs "
+                              "(they use a temporary folder), or point it at another "
+                              "folder") from None
+    data = (ckpt.get("run") or {}).get("data")
+    if data != "tiny" and not own_folder:
+        made = f"trained on {data}" if data else "with no record of its data"
+        raise CheckpointError(
+            f"{path}: a checkpoint of a real run ({made}, {ckpt['model'].get('size')} px, step "
+            f"{ckpt.get('step')}); the tiny setting (COLORLIB_TINY=1) never trains over it. "
+            "Unset COLORLIB_CHECKPOINTS for tiny runs (they use a temporary folder), or point "
+            "it at another folder")
+
+
+def _same_size(path: Path, ckpt: dict, s: Settings) -> None:
+    """A full run uses a checkpoint of its own size, or says why not (a 64 px tiny checkpoint
+    on Drive is no 256 px model)."""
+    from .checkpoint import CheckpointError
+
+    size = ckpt["model"].get("size")
+    if size == s.size:
+        return
+    tiny = " on the tiny set" if (ckpt.get("run") or {}).get("data") == "tiny" else ""
+    raise CheckpointError(
+        f"{path}: a {size} px checkpoint (trained{tiny} at {size} px), but this run is "
+        f"{s.size} px; set COLORLIB_SIZE={size} to use it" + (" (with COLORLIB_TINY=1)" if tiny
+                                                              else "")
+        + f", or point COLORLIB_CHECKPOINTS at the folder of the {s.size} px checkpoints")
 
 
 # -------------------------------------------------------------- persistence
@@ -546,7 +615,17 @@ def _kaggle_inputs(store: Path, inputs: Path, notes: list[str],
         wanted.setdefault(store / folder / src.name, []).append(src)
     copied = []
     for dest, sources in sorted(wanted.items()):
-        src = max(sources, key=lambda p: p.stat().st_mtime)  # the newest of several
+        intact = []
+        for candidate in sources:
+            damage = _damage(candidate)
+            if damage is None:
+                intact.append(candidate)
+            else:
+                notes.append(f"skipped {candidate}: damaged ({damage}); not copied")
+        if not intact:
+            continue
+        sources = intact
+        src = max(sources, key=lambda p: p.stat().st_mtime)  # the newest intact one
         others = [p for p in sources if p != src]
         if dest.exists():
             if not _same_file(src, dest):
@@ -564,6 +643,14 @@ def _kaggle_inputs(store: Path, inputs: Path, notes: list[str],
                      "notebook, add its output to this one (Add Input > Your Work) and run "
                      "this cell again")
     return copied
+
+
+def _damage(path: Path) -> str | None:
+    """Why ``path`` is not a usable colorlib checkpoint (truncated copy, ...), or None."""
+    from .checkpoint import checkpoint_kind
+
+    kind, reason = checkpoint_kind(path)
+    return None if kind is not None else reason
 
 
 def persist(env: dict | None = None, *, drive: bool = True, show: bool = True) -> Store:
@@ -590,7 +677,8 @@ def persist(env: dict | None = None, *, drive: bool = True, show: bool = True) -
     notes: list[str] = []
     tiny_size = None
     if _truthy(env.get(TINY_ENV)):
-        tiny_size = int(env.get("COLORLIB_SIZE") or TINY_SIZE)
+        size = env.get("COLORLIB_SIZE", "").strip()
+        tiny_size = _env_int("COLORLIB_SIZE", size) if size else TINY_SIZE
     store: Path | None = _anchored(env[STORE_ENV]) if env.get(STORE_ENV, "").strip() else None
     copied: list[tuple[Path, Path]] = []
     if where == "colab" and drive:
@@ -640,6 +728,12 @@ def save_uploads(value, folder: str | os.PathLike) -> list[Path]:
     ipywidgets 7: a dict from name to ``{"content": ...}``) or the dict from
     name to bytes of Colab's ``google.colab.files.upload()``. Only the base
     name of each file is used, so an upload cannot write outside ``folder``.
+
+    A photo already in ``folder`` is never replaced (``MY_PHOTOS`` is on
+    Drive in Colab, and phones name every photo ``IMG_0001.jpg``): the same
+    file uploaded again is the file already there, and a different one of the
+    same name is saved beside it as ``IMG_0001 (2).jpg``. Each file is
+    written whole or not at all.
     """
     if isinstance(value, Mapping):
         items = [(name, item) for name, item in value.items()]
@@ -653,7 +747,24 @@ def save_uploads(value, folder: str | os.PathLike) -> list[Path]:
         base = Path(str(name).replace("\\", "/")).name
         if not base or base in (".", ".."):
             raise ValueError(f"save_uploads: unusable file name {name!r}")
-        target = folder / base
-        target.write_bytes(bytes(content))
-        saved.append(target)
+        saved.append(_save_upload(folder / base, bytes(content)))
     return saved
+
+
+def _save_upload(target: Path, content: bytes) -> Path:
+    """``content`` at ``target``, or at ``target (2)``, ``(3)``, ... if another file is there."""
+    from .files import atomic_write
+
+    for n in range(1, 10_000):
+        path = target if n == 1 else target.with_name(f"{target.stem} ({n}){target.suffix}")
+        if path.is_file() and path.stat().st_size == len(content) \
+                and path.read_bytes() == content:
+            return path  # uploaded before: the same photo once
+        if os.path.lexists(path):
+            continue
+        try:
+            return atomic_write(path, lambda f: f.write(content), replace=False)
+        except FileExistsError:  # another upload took the name meanwhile: the next one
+            continue
+    raise FileExistsError(f"save_uploads: {target}: too many files of that name in "
+                          f"{target.parent}")

@@ -19,6 +19,14 @@ checked for every photo before any work starts:
 
 ``colorlib demo`` keeps a manifest of the files it wrote
 (:class:`Manifest`), and ``demo --overwrite`` removes exactly those.
+
+The same rule holds for every other file colorlib writes
+(:func:`check_output`: ``evaluate --json``, ``export --out``, ``train
+--overwrite``, the notebooks' figures and uploads): decided before any work,
+written atomically (:mod:`colorlib.files`), never over an input of the same
+command, nor over a file colorlib did not write, nor without ``--overwrite``
+over one it did; and ``--overwrite`` never replaces a training checkpoint
+that resumes with a lesser file (a report, an export).
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 from .images import SkippedImageWarning, is_colorlib_output, scan_folder
 
@@ -89,7 +98,12 @@ def plan_colorize(inputs: list[Path], out: Path, fmt: str = "png", overwrite: bo
             continue
         claimed[resolved] = source
         job = Job(source, target)
-        if target.is_dir():
+        blocked = _file_in_the_way(target, out)
+        if blocked is not None:
+            plan.problems.append(f"{source}: cannot write {target}: {blocked} is a file, where "
+                                 "a folder of that name should be; kept it (choose another "
+                                 "--out, or move that file away)")
+        elif target.is_dir():
             plan.problems.append(f"{source}: cannot write {target}: a folder of that name is "
                                  "in the way")
         elif target.exists() or target.is_symlink():
@@ -110,6 +124,15 @@ def plan_colorize(inputs: list[Path], out: Path, fmt: str = "png", overwrite: bo
     return plan
 
 
+def _file_in_the_way(target: Path, out: Path) -> Path | None:
+    """A file (not a folder) at one of the subfolders between ``out`` and ``target``."""
+    for parent in reversed(target.parents):
+        if parent == out or out in parent.parents:
+            if os.path.lexists(parent) and not parent.is_dir():
+                return parent
+    return None
+
+
 def _notice(plan: Plan, notice: SkippedImageWarning) -> None:
     n = len(notice.paths)
     what = f"{notice.paths[0]}" if n == 1 else f"{n} files (e.g. {notice.paths[0]})"
@@ -118,6 +141,77 @@ def _notice(plan: Plan, notice: SkippedImageWarning) -> None:
         plan.total += n
     else:
         plan.notes.append(f"left out {what}: {notice.reason}")
+
+
+# --------------------------------------------------------------- one output file
+class OutputRefused(FileExistsError):
+    """An output would replace what it must not; the message is the one line to show."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def check_output(path: str | os.PathLike, flag: str, *, overwrite: bool,
+                 is_ours: Callable[[Path], bool], what: str,
+                 inputs: Iterable[tuple[str, Iterable[os.PathLike]]] = ()) -> bool:
+    """Apply the output rule to one file a command is about to write; True: it replaces an
+    earlier output of colorlib's (allowed by ``overwrite``).
+
+    ``is_ours(path)`` says whether an existing file is an earlier output of
+    this kind (a report with colorlib's marker, an export); ``what`` names the
+    kind (``"a report"``); ``inputs``: ``(role, paths)`` the command reads,
+    e.g. ``("the --checkpoint", [ckpt])``. Raises :class:`OutputRefused` in
+    one line naming ``flag`` and the file otherwise.
+    """
+    path = Path(path)
+    for role, items in inputs:
+        if any(_same(path, Path(item)) for item in items):
+            raise OutputRefused(f"{flag}: {path} is an input of this command ({role}); kept it "
+                                "(choose another file)")
+    if not os.path.lexists(path):
+        return False
+    if path.is_dir():
+        raise OutputRefused(f"{flag}: {path} is a folder; give a file name inside it")
+    if is_ours(path):
+        if overwrite:
+            return True
+        raise OutputRefused(f"{flag}: {path} already exists from an earlier colorlib run; kept "
+                            "it (--overwrite replaces it)")
+    if _is_resumable_checkpoint(path):
+        raise OutputRefused(f"{flag}: {path} is a training checkpoint that resumes (another "
+                            f"run's work); {what} never replaces one, even with --overwrite; "
+                            "kept it (choose another file)")
+    raise OutputRefused(f"{flag}: {path} exists and is not {what} colorlib wrote; kept it "
+                        "(choose another file, or move that file away)")
+
+
+def _is_resumable_checkpoint(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"PK":  # every checkpoint since torch 1.6 is a zip file
+                return False
+    except OSError:
+        return False
+    from .checkpoint import checkpoint_kind
+
+    return checkpoint_kind(path)[0] == "training"
+
+
+def is_colorlib_report(path: str | os.PathLike, command: str) -> bool:
+    """True if ``path`` is a JSON report ``colorlib <command>`` wrote (its ``written_by``)."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read(64 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("written_by") == f"colorlib {command}"
 
 
 # --------------------------------------------------------------- manifests
@@ -160,10 +254,10 @@ class Manifest:
         return path
 
     def save(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"command": self.command, "files": self.files}, indent=1))
-        os.replace(tmp, self.path)
+        from .files import atomic_write
+
+        text = json.dumps({"command": self.command, "files": self.files}, indent=1)
+        atomic_write(self.path, lambda f: f.write(text.encode()))
 
     def unchanged(self, rel: str) -> bool:
         path = self.folder / rel

@@ -274,9 +274,11 @@ class Trainer:
         on ``val_batch``, save validation images every ``val_every`` epochs,
         save ``checkpoint``, then call the callbacks.
 
-        Ctrl-C (Colab's stop button) lets the step in progress finish, saves a
-        checkpoint there that resumes exactly, and raises
-        :class:`~colorlib.runs.TrainingInterrupted` saying so. Data-parallel,
+        Ctrl-C (Colab's stop button) or SIGTERM (a scheduler, Kaggle, ``kill``)
+        lets the step in progress finish, saves a checkpoint there that resumes
+        exactly, and raises :class:`~colorlib.runs.TrainingInterrupted` saying
+        so. SIGKILL cannot be caught: it costs the steps since the last save
+        (epoch ends and every ``save_every`` steps). Data-parallel,
         a Ctrl-C on any rank is held until the step ends; then all ranks learn
         of it together (:meth:`_stop_point`) and stop after that same step, so
         none is left waiting for the others in a collective. (``torchrun``
@@ -380,7 +382,7 @@ class Trainer:
         elif checkpoint is not None and self._saved_step == st.step and st.step > first_step:
             saved = True  # the step in progress had just been saved
         return TrainingInterrupted(checkpoint, st.step, st.epoch, st.batch_in_epoch, saved,
-                                   self._saved_step, guard.forced)
+                                   self._saved_step, guard.forced, guard.signal or "SIGINT")
 
     def _unreadable_share(self, ranks: list[int]) -> ValueError:
         st = self.state
@@ -415,7 +417,8 @@ class Trainer:
         L, ab = prepare_batch(val_batch, self.policy.device)
         fig = plot_colorization_grid(L, self.predict(L), ab)
         fig.suptitle(f"{self.cfg.stage}: epoch {self.state.epoch}, step {self.state.step}")
-        return save_figure(fig, Path(folder) / f"{self.cfg.stage}_epoch{self.state.epoch:04d}.png")
+        return save_figure(fig, Path(folder) / f"{self.cfg.stage}_epoch{self.state.epoch:04d}.png",
+                           legacy_ok=True)  # val_images/ is colorlib's own folder
 
 
 # ------------------------------------------------------------ one-call API
@@ -467,6 +470,16 @@ class StageResult:
     val_paths: list = field(default_factory=list)
 
 
+def training_paths(run: RunConfig) -> tuple[list[Path], list[Path]]:
+    """The run's (train, val) photos, never its own outputs.
+
+    A checkpoint folder (and its validation figures) inside the data folder
+    is not scanned: a run never reads what it writes as photos.
+    """
+    own = [Path(p) for p in (run.checkpoint_dir, run.val_image_dir) if p is not None]
+    return resolve_source(run.data, exclude=own)
+
+
 def _training_data(run: RunConfig, env: distributed.DistEnv, device: torch.device):
     """The training loader and the validation paths for this rank."""
     data = run.data
@@ -475,7 +488,7 @@ def _training_data(run: RunConfig, env: distributed.DistEnv, device: torch.devic
                          f"{env.world} processes; use a multiple of {env.world}")
     if not env.is_main:
         distributed.barrier(env)  # rank 0 builds or downloads the data set first
-    found, val_paths = resolve_source(data)
+    found, val_paths = training_paths(run)
     if env.is_main:
         distributed.barrier(env)
     train_paths = drop_unreadable(found, data.on_error)
@@ -512,6 +525,13 @@ def _measure_class_weights(trainer: Trainer, dataset, log: Callable[[str], None]
     net = trainer.net_G
     prior = measure_class_prior(dataset, net.centres, trainer.device, log=log)
     net.set_class_weights(prior, rebalance=trainer.cfg.rebalance)
+
+
+def _steps_left(ckpt: dict, cfg: TrainConfig) -> bool:
+    """Whether resuming ``ckpt`` under ``cfg`` would train at all (a finished run only loads)."""
+    if cfg.max_steps is not None and ckpt.get("step", 0) >= cfg.max_steps:
+        return False
+    return not (ckpt.get("epoch", 0) >= cfg.epochs and ckpt.get("batch_in_epoch", 0) == 0)
 
 
 def _validation_batch(val_paths: list, data: DataConfig) -> dict | None:
@@ -551,13 +571,65 @@ def train_stage(run: RunConfig, callbacks: Iterable[Callback] = (),
         raise FileExistsError(f"{ckpt_path}: a checkpoint already exists; pass --resume to "
                               "continue it, or train into another --checkpoint-dir to start "
                               "afresh")
+    _check_outputs(run)
     env, device = distributed.setup(resolve_device(run.device))
     try:  # leave the process group on every way out (errors included), never hang a peer
+        check_training_memory(run, device, env.world)
         # One writer per checkpoint: a second run on it is refused while this one lives.
         with RunLock(ckpt_path, log) if env.is_main else contextlib.nullcontext():
             return _train_stage(run, callbacks, log, env, device)
     finally:
         distributed.teardown(env)
+
+
+def _check_outputs(run: RunConfig) -> None:
+    """The checkpoint this run writes is never its own ``--init``, nor, even with
+    ``overwrite``, a file colorlib did not write (issue 20's output rule)."""
+    from .checkpoint import checkpoint_kind
+
+    ckpt_path = run.checkpoint
+    if run.init is not None and Path(run.init).resolve() == ckpt_path.resolve():
+        raise ValueError(f"--init: {run.init} is the checkpoint this run writes ({ckpt_path}); "
+                         "kept it (start from a copy of it, or train into another "
+                         "--checkpoint-dir)")
+    if not run.overwrite or run.resume:
+        return
+    if ckpt_path.is_dir():
+        raise IsADirectoryError(f"--checkpoint-dir: {ckpt_path} is a folder, where this run "
+                                "writes its checkpoint; kept it")
+    if ckpt_path.exists() or ckpt_path.is_symlink():
+        kind, reason = checkpoint_kind(ckpt_path)
+        if kind is None:
+            raise FileExistsError(f"--overwrite: {ckpt_path} was not written by colorlib "
+                                  f"({reason}); kept it (train into another --checkpoint-dir, "
+                                  "or move that file away)")
+
+
+def check_training_memory(run: RunConfig, device: torch.device, world: int = 1) -> None:
+    """Refuse, before any work, a size or batch that cannot fit this machine's memory.
+
+    The estimate (:func:`colorlib.cost.training_memory`) counts weights,
+    gradients, Adam's moments and each photo's activations; it is compared
+    with the device's *total* memory, so only the impossible is refused.
+    """
+    from .cost import device_memory_bytes, training_memory
+
+    total = device_memory_bytes(device)
+    if total is None:
+        return
+    per_process = max(run.data.batch_size // max(world, 1), 1)
+    try:
+        estimate = training_memory(run.stage, run.data.size, run.num_filters)
+    except Exception:  # noqa: BLE001 - an estimate that cannot be made never blocks training
+        return
+    need = estimate.bytes(per_process)
+    if need > total:
+        raise ValueError(
+            f"--size {run.data.size} with --batch-size {run.data.batch_size}: training the "
+            f"{run.stage} stage needs about {need / 1e9:,.1f} GB of memory (an estimate: "
+            f"{estimate.fixed_bytes / 1e9:,.1f} GB of weights, gradients and Adam moments, "
+            f"{estimate.per_image_bytes / 1e9:,.2f} GB of activations per photo), more than "
+            f"the {total / 1e9:,.1f} GB of {device}; use a smaller --size or --batch-size")
 
 
 def _train_stage(run: RunConfig, callbacks: Iterable[Callback], log: Callable[[str], None],
@@ -569,10 +641,15 @@ def _train_stage(run: RunConfig, callbacks: Iterable[Callback], log: Callable[[s
     ckpt = None
     if run.resume and ckpt_path.exists():  # checked before the data is loaded
         ckpt = load_checkpoint(ckpt_path, arch=model_cfg.arch)
-        check_resume(ckpt, run, ckpt_path)
+        if _steps_left(ckpt, cfg):
+            check_resume(ckpt, run, ckpt_path)
+        else:  # e.g. a notebook showing a finished run's checkpoint on its own photos
+            log(f"{ckpt_path}: already trained to step {ckpt['step']}; nothing more is trained, "
+                "so the data only feeds validation and its settings need not match")
     loader, val_paths = _training_data(run, env, device)
     torch.manual_seed(cfg.seed)  # the networks' initial weights
     resumed_from = None
+    started = None if ckpt is None else dict(ckpt.get("run") or {})  # a resume keeps its start
     if ckpt is not None:
         trainer = Trainer.build(model_cfg, cfg, device, weights=None)
         trainer.load_state_dict(ckpt, source=ckpt_path)
@@ -587,7 +664,7 @@ def _train_stage(run: RunConfig, callbacks: Iterable[Callback], log: Callable[[s
         trainer = Trainer.build(model_cfg, cfg, device, weights=run.weights, init=run.init)
         if get_stage(cfg.stage).classes:  # once per run: a resume reads them from the checkpoint
             _measure_class_weights(trainer, loader.dataset, log)
-    trainer.run_info = run_record(run)
+    trainer.run_info = run_record(run, resumed=started)
     trainer.policy.prepare_process()
     distributed.seed_rank(env, cfg.seed, trainer.step)  # each rank its own dropout masks
     trainer.distribute(env)

@@ -95,7 +95,7 @@ def test_training_cannot_resume_from_an_export_but_can_start_from_one(ck, tmp_pa
 def test_notebooks_use_an_export_where_the_checkpoint_is_not_kept(ck, capsys):
     export.export_generator(ck)
     ck.unlink()  # only the small export was kept on Drive
-    s = nb.Settings.from_env({"COLORLIB_CHECKPOINTS": str(ck.parent)})
+    s = nb.Settings.from_env({"COLORLIB_CHECKPOINTS": str(ck.parent), "COLORLIB_SIZE": "32"})
     assert nb.ensure_stage("baseline", s) == ck.with_name("baseline-generator.pt")
     assert "weights-only export" in capsys.readouterr().out
 

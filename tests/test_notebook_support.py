@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from colorlib import notebook as nb
-from colorlib.checkpoint import load_checkpoint
+from colorlib.checkpoint import CheckpointError, load_checkpoint
 
 
 def make(env: dict, **kw) -> nb.Settings:
@@ -164,14 +164,29 @@ def test_ensure_stage_trains_tiny_once_then_full_run_loads_it(tmp_path, capsys):
     stamp = path.stat().st_mtime_ns
     nb.ensure_stage("baseline", tiny)  # already done: resumes with nothing left to do
     assert path.stat().st_mtime_ns == stamp
-    full = make({"COLORLIB_CHECKPOINTS": str(tmp_path)})  # data=coco: must not train
+    full = make({"COLORLIB_CHECKPOINTS": str(tmp_path), "COLORLIB_SIZE": "32"})  # must not train
     assert nb.ensure_stage("baseline", full) == path
     assert "loaded" in capsys.readouterr().out
+    with pytest.raises(CheckpointError, match="COLORLIB_SIZE=32"):  # not for a 256 px run
+        nb.ensure_stage("baseline", make({"COLORLIB_CHECKPOINTS": str(tmp_path)}))
 
 
 @pytest.mark.slow
 def test_ensure_stage_replaces_a_stale_tiny_checkpoint(tmp_path):
-    (tmp_path / "baseline.pt").write_bytes(b"not a checkpoint")
+    """A tiny checkpoint of other settings is trained again; a file colorlib did not write is
+    kept (issue 20: the tiny setting never replaces what it did not make)."""
+    from colorlib.networks import ModelConfig
+    from colorlib.train import TrainConfig, Trainer
+
+    stale = Trainer.build(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
+                          TrainConfig(stage="baseline"), "cpu", weights=None)
+    stale.run_info = {"data": "tiny", "batch_size": 8, "data_seed": 123}
+    stale.save(tmp_path / "baseline.pt")
     env = {"COLORLIB_TINY": "1", "COLORLIB_CHECKPOINTS": str(tmp_path), "COLORLIB_MAX_STEPS": "1"}
     path = nb.ensure_stage("baseline", make(env, tiny_size=32))
-    assert load_checkpoint(path, stage="baseline")["step"] == 1
+    ckpt = load_checkpoint(path, stage="baseline")
+    assert ckpt["step"] == 1 and ckpt["model"]["num_filters"] == nb.TINY_FILTERS
+    (tmp_path / "baseline.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="never replaces a file it did not write"):
+        nb.ensure_stage("baseline", make(env, tiny_size=32))
+    assert (tmp_path / "baseline.pt").read_bytes() == b"not a checkpoint"

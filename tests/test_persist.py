@@ -41,9 +41,19 @@ def kaggle_env(tmp_path, **extra) -> dict:
 
 
 def fake_checkpoint(path: Path, content: bytes = b"weights") -> Path:
+    """A small but intact colorlib file (persist skips damaged ones) that says ``content``."""
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
+    torch.save({"format": "colorlib-checkpoint", "format_version": 1, "kind": "generator",
+                "model": {}, "generator": {}, "note": content.decode()}, path)
     return path
+
+
+def note_of(path: Path) -> str:
+    import torch
+
+    return torch.load(path, weights_only=True)["note"]
 
 
 @pytest.fixture()
@@ -139,16 +149,16 @@ def test_kaggle_copies_attached_checkpoints_before_any_stage_writes(tmp_path, mo
     store = nb.persist(env)
     assert store.platform == "kaggle" and store.folder == work / "runs"
     assert [d.name for _, d in store.copied] == ["baseline.pt", "pretrain.pt"]
-    assert (work / "runs" / "checkpoints" / "pretrain.pt").read_bytes() == b"pretrain"
+    assert note_of(work / "runs" / "checkpoints" / "pretrain.pt") == "pretrain"
     assert (work / "runs" / "checkpoints" / "pretrain.pt").stat().st_mode & stat.S_IWUSR
     assert snapshot(tmp_path / "input") == before  # inputs are only read
     assert nb.Settings.from_env(env).checkpoints == work / "runs" / "checkpoints"
     assert "copied" in capsys.readouterr().out
     # Run again (or after training): same files are skipped, own newer work is kept.
-    (work / "runs" / "checkpoints" / "pretrain.pt").write_bytes(b"trained further here")
+    fake_checkpoint(work / "runs" / "checkpoints" / "pretrain.pt", b"trained further here")
     again = nb.persist(env)
     assert again.copied == []
-    assert (work / "runs" / "checkpoints" / "pretrain.pt").read_bytes() == b"trained further here"
+    assert note_of(work / "runs" / "checkpoints" / "pretrain.pt") == "trained further here"
     assert "kept" in capsys.readouterr().out
 
 
@@ -169,7 +179,7 @@ def test_kaggle_takes_the_newest_of_several_attached_copies(tmp_path, monkeypatc
     new = fake_checkpoint(tmp_path / "input" / "v2" / "runs" / "checkpoints" / "gan.pt", b"new")
     os.utime(old, (1_000_000, 1_000_000))
     nb.persist(kaggle_env(tmp_path))
-    assert (tmp_path / "runs" / "checkpoints" / "gan.pt").read_bytes() == b"new"
+    assert note_of(tmp_path / "runs" / "checkpoints" / "gan.pt") == "new"
     assert str(old) in capsys.readouterr().out  # the other copy is named, not silently dropped
     del new
 

@@ -134,6 +134,25 @@ def test_resume_with_other_settings_is_refused_naming_each(photos, tmp_path, cap
     assert load_checkpoint(ck / "baseline.pt")["step"] == 1  # untouched
 
 
+@pytest.mark.slow
+def test_a_finished_checkpoint_is_shown_on_other_photos_without_training(photos, tmp_path,
+                                                                          capsys):
+    """Nothing left to train (a notebook showing a finished run on the tiny set's photos):
+    the checkpoint loads as it is; with a step left, the same settings are refused."""
+    ck = tmp_path / "ck"
+    assert main(["train", "--data", str(photos), "--checkpoint-dir", str(ck), "--max-steps", "1",
+                 *BASE]) == 0
+    before = (ck / "baseline.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--data", "tiny", "--checkpoint-dir", str(ck), "--resume",
+                 "--max-steps", "1", *BASE]) == 0
+    assert "already trained to step 1; nothing more is trained" in capsys.readouterr().out
+    assert (ck / "baseline.pt").read_bytes() == before
+    assert main(["train", "--data", "tiny", "--checkpoint-dir", str(ck), "--resume",
+                 "--max-steps", "2", *BASE]) == 2
+    assert "--data tiny (checkpoint:" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------ Ctrl-C
 @pytest.fixture
 def python_sigint():
