@@ -210,6 +210,11 @@ def decodings(net: "ClassUnet", L: torch.Tensor,
             for name, t in temperatures.items()}
 
 
+# ClassUnet's buffers: what the classes are and how often the training photos used them. Not
+# weights: an export keeps them at full precision (colorlib.export).
+CLASS_BUFFERS = ("centres", "class_weights", "class_prior")
+
+
 class ClassUnet(nn.Module):
     """The ``classify`` stage's generator: a U-Net scoring Q a*b* classes per pixel.
 

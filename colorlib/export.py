@@ -61,7 +61,8 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike | Non
     """Write ``checkpoint``'s generator and settings to ``out`` (default ``<stage>-generator.pt``).
 
     ``dtype``: the floating-point weights' type (float16 halves float32's
-    size; integer buffers such as BatchNorm's counter stay as they are).
+    size; integer buffers such as BatchNorm's counter, and a classify
+    generator's class buffers, stay as they are).
     An existing ``out`` is replaced only with ``overwrite=True``, and only if
     it is an earlier export: never the checkpoint itself, another run's
     resumable checkpoint, or a file colorlib did not write
@@ -76,7 +77,8 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike | Non
                            is_ours=lambda p: checkpoint_kind(p)[0] == "export",
                            inputs=[("the checkpoint", [checkpoint])])
     ckpt = load_checkpoint(checkpoint)
-    weights = {k: (v.to(dtype) if v.is_floating_point() else v)
+    keep = _full_precision(ckpt)
+    weights = {k: (v.to(dtype) if v.is_floating_point() and k not in keep else v)
                for k, v in ckpt["generator"].items()}
     payload = {"kind": KIND, "model": ckpt["model"], "generator": weights,
                "stage": ckpt.get("stage"), "weights_dtype": str(dtype).removeprefix("torch."),
@@ -85,6 +87,23 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike | Non
                "source": checkpoint.name, "source_path": str(checkpoint.resolve()),
                "colorlib_version": __version__, "trained_with": ckpt.get("colorlib_version")}
     return save_checkpoint(payload, out, replace=replace)
+
+
+def _full_precision(ckpt: dict) -> set[str]:
+    """The generator's tensors an export keeps exactly as the checkpoint has them.
+
+    A classify generator's class buffers (:data:`colorlib.classify.CLASS_BUFFERS`:
+    the a*b* bin centres its colours are decoded from, the rebalancing weights
+    and the class shares) describe the classes rather than being weights; in
+    float16 the rarest classes' shares would lose their digits (under 6e-5) or
+    become 0 (under 3e-8), and the weights would change in their fourth digit.
+    They are a few kB.
+    """
+    if not ckpt["model"].get("classes"):
+        return set()
+    from .classify import CLASS_BUFFERS
+
+    return set(CLASS_BUFFERS)
 
 
 def refuse_resume(ckpt: dict, path: str | os.PathLike) -> None:
