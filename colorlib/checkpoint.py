@@ -196,3 +196,21 @@ def checkpoint_kind(path: str | os.PathLike) -> tuple[str | None, str]:
     if "opt_G" in ckpt and "step" in ckpt:
         return "training", "a training checkpoint that resumes"
     return "export", "a colorlib checkpoint without optimiser state"
+
+
+def describe_misfit(expected: dict, given: dict) -> str:
+    """How weights differ from a model's own: counts of missing, unexpected and other-shaped
+    tensors, with an example (torch's own message is many lines long)."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shaped = [k for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
+    parts = [f"{len(missing)} of its {len(expected)} tensors missing",
+             f"{len(unexpected)} unexpected",
+             f"{len(shaped)} of another shape"]
+    if shaped:
+        k = shaped[0]
+        parts[-1] += (f", e.g. {k}: {tuple(given[k].shape)} where it needs "
+                      f"{tuple(expected[k].shape)}")
+    elif missing:
+        parts[0] += f", e.g. {missing[0]}"
+    return ", ".join(parts)

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import __version__
-from .checkpoint import load_checkpoint
+from .checkpoint import describe_misfit, load_checkpoint
 from .images import ImageReadError, load_rgb, to_rgb
 from .lab import denormalize_ab, fast_lab_to_rgb, fast_lightness, normalize_l
 from .device import DevicePolicy
@@ -86,7 +86,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
         net.load_state_dict(state)
     except RuntimeError:
         raise CheckpointError(f"{path}: weights do not fit a {cfg.arch} of {cfg.size} px "
-                              f"({_misfit(net.state_dict(), state)}); check --arch, and "
+                              f"({describe_misfit(net.state_dict(), state)}); check --arch, and "
                               "--model-size for plain weights") from None
     return DevicePolicy.for_inference(device).place(net).eval(), cfg
 
@@ -98,24 +98,6 @@ def _plain_width(state: dict, arch: str) -> int:
     if arch == "pix2pix_unet" and isinstance(first, torch.Tensor) and first.ndim == 4:
         return int(first.shape[0])
     return 64
-
-
-def _misfit(expected: dict, given: dict) -> str:
-    """How weights differ from a model's own: counts of missing, unexpected and other-shaped
-    tensors, with an example (torch's own message is many lines long)."""
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    shaped = [k for k in expected if k in given and tuple(given[k].shape) != tuple(expected[k].shape)]
-    parts = [f"{len(missing)} of its {len(expected)} tensors missing",
-             f"{len(unexpected)} unexpected",
-             f"{len(shaped)} of another shape"]
-    if shaped:
-        k = shaped[0]
-        parts[-1] += (f", e.g. {k}: {tuple(given[k].shape)} where it needs "
-                      f"{tuple(expected[k].shape)}")
-    elif missing:
-        parts[0] += f", e.g. {missing[0]}"
-    return ", ".join(parts)
 
 
 def _plain_state_dict(path: str | os.PathLike) -> dict | None:

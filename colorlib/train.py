@@ -33,8 +33,8 @@ import torch
 
 from . import __version__
 from . import distributed
-from .checkpoint import (CheckpointError, checkpoint_path, load_checkpoint, restore_rng_state,
-                         rng_state, save_checkpoint)
+from .checkpoint import (CheckpointError, checkpoint_path, describe_misfit, load_checkpoint,
+                         restore_rng_state, rng_state, save_checkpoint)
 from .data import (DataConfig, ColorizationDataset, drop_unreadable, make_loader, prepare_batch,
                    resolve_source, warn_if_mostly_grey)
 from .device import DevicePolicy, resolve_device
@@ -121,6 +121,46 @@ class every_epoch(Callback):  # noqa: N801 - reads as a function: every_epoch(re
         self.fn(trainer)
 
 
+
+def init_checkpoint(init: str | Path, model_cfg: ModelConfig) -> dict:
+    """The checkpoint ``--init`` names, if its generator is one this run can start from.
+
+    Starting points are generators that predict ab with ``model_cfg``'s
+    architecture: pretrain's (or gan's, or an export of either). A classify
+    checkpoint holds the same U-Net with a head that scores colour classes, so
+    its weights would fail to load with a page of tensor names; it, and any
+    other generator, is refused in one line naming the file and its stage.
+    """
+    path = Path(init)
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"--init: {err}") from None
+    model, stage = ckpt["model"], ckpt.get("stage") or "unknown"
+    if model["arch"] != model_cfg.arch:
+        what = f"a {model['arch']} generator, not a {model_cfg.arch}"
+    elif model.get("classes", 0) != model_cfg.classes:
+        what = (f"its generator scores {model.get('classes')} a*b* colour classes instead of "
+                "predicting ab")
+    else:
+        return ckpt
+    raise CheckpointError(f"--init: {path} is a '{stage}' checkpoint ({what}); --init needs a "
+                          "pretrain checkpoint (e.g. <checkpoint-dir>/pretrain.pt, or its "
+                          "export)")
+
+
+def _load_init(net_G: torch.nn.Module, init: str | Path, model_cfg: ModelConfig) -> None:
+    ckpt = init_checkpoint(init, model_cfg)
+    try:
+        net_G.load_state_dict(ckpt["generator"])
+    except RuntimeError:  # e.g. a checkpoint of another size: say how, in one line
+        raise CheckpointError(
+            f"--init: {init}: its generator ('{ckpt.get('stage')}' checkpoint, "
+            f"{ckpt['model'].get('size')} px) does not fit this run's {model_cfg.arch} of "
+            f"{model_cfg.size} px ({describe_misfit(net_G.state_dict(), ckpt['generator'])})"
+        ) from None
+
+
 class Trainer:
     """The loop: epochs of steps of a :class:`Pix2Pix`, validation, checkpoints, callbacks.
 
@@ -156,7 +196,7 @@ class Trainer:
         net_G = build_generator(model_cfg, weights if init is None else None)
         described = "none" if weights is None else str(weights)
         if init is not None:
-            net_G.load_state_dict(load_checkpoint(init, arch=model_cfg.arch)["generator"])
+            _load_init(net_G, init, model_cfg)
             described = f"init from {Path(init).name}"
         net_D = build_discriminator(model_cfg) if stage.adversarial else None
         model = Pix2Pix(policy.place(net_G), policy.place(net_D),
@@ -572,6 +612,8 @@ def train_stage(run: RunConfig, callbacks: Iterable[Callback] = (),
                               "continue it, or train into another --checkpoint-dir to start "
                               "afresh")
     _check_outputs(run)
+    if run.init is not None and not (run.resume and ckpt_path.exists()):
+        init_checkpoint(run.init, run.model_config())  # a wrong --init now, not after the data
     env, device = distributed.setup(resolve_device(run.device))
     try:  # leave the process group on every way out (errors included), never hang a peer
         check_training_memory(run, device, env.world)

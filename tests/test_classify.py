@@ -516,3 +516,39 @@ def test_an_exported_classify_model_colours_a_photo_like_its_checkpoint(exported
         a, b = Colorizer.load(ckpt, temperature=t), Colorizer.load(exported, temperature=t)
         assert np.abs(a(photo) - b(photo)).mean() < 0.005
 
+
+@pytest.mark.parametrize("stage", ["classify", "baseline"])
+def test_init_from_a_checkpoint_that_is_not_pretrain_is_one_line(tmp_path, stage,
+                                                                  exported_classify):
+    """Issue 23: --init naming a classify checkpoint failed with torch's page of state_dict
+    keys. Refused before any data is read, naming the file, its stage and what --init needs."""
+    import contextlib
+    import io
+    import shutil
+
+    from robust_helpers import error_lines, tiny_checkpoint
+
+    from colorlib.checkpoint import CheckpointError
+    from colorlib.cli import main
+    from colorlib.networks import ModelConfig
+    from colorlib.train import TrainConfig, Trainer
+
+    path = tmp_path / f"{stage}.pt"
+    if stage == "classify":
+        shutil.copy(exported_classify[0], path)
+    else:
+        tiny_checkpoint(path)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["train", "--stage", "gan", "--init", str(path), "--data", "tiny", "--size",
+                     "32", "--device", "cpu", "--no-progress", "--checkpoint-dir",
+                     str(tmp_path / "ck")])
+    (line,) = error_lines(err.getvalue())
+    assert code == 2
+    assert line.startswith(f"colorlib: error: --init: {path} is a '{stage}' checkpoint (")
+    assert line.endswith("--init needs a pretrain checkpoint (e.g. <checkpoint-dir>/pretrain.pt, "
+                         "or its export)")
+    assert not (tmp_path / "ck" / "gan.pt").exists()
+    with pytest.raises(CheckpointError, match=f"is a '{stage}' checkpoint"):  # the API says it too
+        Trainer.build(ModelConfig(arch="resnet18_unet", size=32), TrainConfig(stage="gan"),
+                      "cpu", weights=None, init=path)
