@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 
-from .files import WriteFailed, atomic_write
+from .files import WriteFailed, atomic_write, unreadable_reason
 
 FORMAT = "colorlib-checkpoint"
 FORMAT_VERSION = 1
+EXPORT_KIND = "generator"  # the ``kind`` of a weights-only export (:mod:`colorlib.export`)
 
 
 class CheckpointError(ValueError):
@@ -105,26 +106,6 @@ def restore_rng_state(rng: dict[str, Any]) -> None:
             torch.cuda.set_rng_state(state, index)
 
 
-def _unreadable_reason(path: Path, err: Exception) -> str:
-    """Turn torch.load's internal error into a reason a learner can act on."""
-    text = str(err).strip()
-    try:
-        with open(path, "rb") as f:
-            head = f.read(2)
-    except OSError as open_err:
-        return f"cannot open it ({open_err.strerror or open_err})"
-    if not head:
-        return "the file is empty (0 bytes)"
-    if head != b"PK" and head[:1] != b"\x80":  # zip (torch >= 1.6) or legacy pickle
-        return "not a PyTorch checkpoint (the file holds something else)"
-    if isinstance(err, EOFError) or "central directory" in text or "zip archive" in text:
-        return "the file is truncated or damaged (an interrupted copy or download?)"
-    if "Weights only load failed" in text:
-        return ("it holds pickled Python objects, not plain weights; colorlib loads with "
-                "weights_only=True and never runs code from a checkpoint")
-    return f"cannot read it ({text.splitlines()[0][:160] if text else type(err).__name__})"
-
-
 def load_checkpoint(path: str | os.PathLike, arch: str | None = None,
                     stage: str | None = None) -> dict[str, Any]:
     """Read a checkpoint safely and check it is the model the caller expects.
@@ -142,7 +123,7 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None,
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, random bytes, pickled classes, ...
         raise CheckpointError(f"{path}: not a readable colorlib checkpoint: "
-                              f"{_unreadable_reason(path, err)}") from None
+                              f"{unreadable_reason(path, err)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a colorlib checkpoint (no '{FORMAT}' marker)")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
@@ -188,14 +169,42 @@ def checkpoint_kind(path: str | os.PathLike) -> tuple[str | None, str]:
         except RuntimeError:  # an older, non-zip torch file cannot be memory-mapped
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - anything unreadable is not ours to replace
-        return None, _unreadable_reason(path, err)
+        return None, unreadable_reason(path, err)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         return None, f"a file without the '{FORMAT}' marker"
-    if ckpt.get("kind") == "generator":
+    if is_export(ckpt):
         return "export", "a weights-only export"
     if "opt_G" in ckpt and "step" in ckpt:
         return "training", "a training checkpoint that resumes"
     return "export", "a colorlib checkpoint without optimiser state"
+
+
+def is_export(ckpt: dict) -> bool:
+    """Whether ``ckpt`` is a weights-only export (``colorlib export``), not a training checkpoint."""
+    return ckpt.get("kind") == EXPORT_KIND
+
+
+def training_amp(ckpt: dict) -> bool:
+    """Whether the run that made ``ckpt`` trained with mixed precision (bf16 or fp16).
+
+    Newer checkpoints say which dtype (``amp_dtype``); older ones only say
+    whether mixed precision was asked for (``train.amp``, on by default and
+    in effect on GPUs), which is the best guess there is.
+    """
+    if "amp_dtype" in ckpt:
+        return ckpt["amp_dtype"] is not None
+    return bool((ckpt.get("train") or {}).get("amp", True))
+
+
+def refuse_resume(ckpt: dict, path: str | os.PathLike) -> None:
+    """A resume needs the full checkpoint; an export says so instead of 'does not fit'."""
+    if is_export(ckpt):
+        source = ckpt.get("source") or "<stage>.pt"
+        where = f" it was exported from: {ckpt['source_path']}" if ckpt.get("source_path") else ""
+        raise CheckpointError(
+            f"{path}: a weights-only export (colorlib export): it colorizes and evaluates, and "
+            "can start the gan stage (--init), but training cannot continue from it; resume "
+            f"from the full checkpoint ({source}){where}")
 
 
 def describe_misfit(expected: dict, given: dict) -> str:

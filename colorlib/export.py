@@ -28,9 +28,8 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import EXPORT_KIND, load_checkpoint, save_checkpoint, training_amp
 
-KIND = "generator"
 SUFFIX = "-generator.pt"  # <stage>-generator.pt beside <stage>.pt
 
 
@@ -38,22 +37,6 @@ def export_path(checkpoint: str | os.PathLike) -> Path:
     """Where :func:`export_generator` writes by default: ``gan.pt`` -> ``gan-generator.pt``."""
     checkpoint = Path(checkpoint)
     return checkpoint.with_name(checkpoint.stem + SUFFIX)
-
-
-def is_export(ckpt: dict) -> bool:
-    return ckpt.get("kind") == KIND
-
-
-def training_amp(ckpt: dict) -> bool:
-    """Whether the run that made ``ckpt`` trained with mixed precision (bf16 or fp16).
-
-    Newer checkpoints say which dtype (``amp_dtype``); older ones only say
-    whether mixed precision was asked for (``train.amp``, on by default and
-    in effect on GPUs), which is the best guess there is.
-    """
-    if "amp_dtype" in ckpt:
-        return ckpt["amp_dtype"] is not None
-    return bool((ckpt.get("train") or {}).get("amp", True))
 
 
 def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None,
@@ -80,7 +63,7 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike | Non
     keep = _full_precision(ckpt)
     weights = {k: (v.to(dtype) if v.is_floating_point() and k not in keep else v)
                for k, v in ckpt["generator"].items()}
-    payload = {"kind": KIND, "model": ckpt["model"], "generator": weights,
+    payload = {"kind": EXPORT_KIND, "model": ckpt["model"], "generator": weights,
                "stage": ckpt.get("stage"), "weights_dtype": str(dtype).removeprefix("torch."),
                "amp_dtype": ckpt.get("amp_dtype"), "train": {"amp": training_amp(ckpt)},
                "step": ckpt.get("step"), "epoch": ckpt.get("epoch"),
@@ -104,14 +87,3 @@ def _full_precision(ckpt: dict) -> set[str]:
     from .classify import CLASS_BUFFERS
 
     return set(CLASS_BUFFERS)
-
-
-def refuse_resume(ckpt: dict, path: str | os.PathLike) -> None:
-    """A resume needs the full checkpoint; an export says so instead of 'does not fit'."""
-    if is_export(ckpt):
-        source = ckpt.get("source") or "<stage>.pt"
-        where = f" it was exported from: {ckpt['source_path']}" if ckpt.get("source_path") else ""
-        raise CheckpointError(
-            f"{path}: a weights-only export (colorlib export): it colorizes and evaluates, and "
-            "can start the gan stage (--init), but training cannot continue from it; resume "
-            f"from the full checkpoint ({source}){where}")

@@ -154,9 +154,22 @@ def _writer_gone(tmp: Path) -> bool:
             return time.time() - tmp.stat().st_mtime > FOREIGN_TEMP_STALE_S
         except OSError:
             return False
-    from .runs import process_exists
-
     return not process_exists(pid)
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (of any user)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, belongs to someone else
+        return True
+    except OSError:  # e.g. Windows without such a process
+        return False
+    return True
 
 
 def remove_stale_temp_files(path: str | os.PathLike) -> None:
@@ -173,3 +186,29 @@ def remove_stale_temp_files(path: str | os.PathLike) -> None:
                 stale.unlink()
         except OSError:
             pass  # debris never blocks a write or a resume; the next write tries again
+
+
+def unreadable_reason(path: str | os.PathLike, err: Exception) -> str:
+    """Why ``torch.load`` could not read ``path``, in words a learner can act on.
+
+    ``err`` is what it raised; the file's first bytes tell an empty, foreign
+    or truncated file from pickled objects that ``weights_only=True`` refuses.
+    Used for checkpoints (:mod:`colorlib.checkpoint`) and encoder weights
+    (:func:`colorlib.networks.load_resnet18`) alike.
+    """
+    text = str(err).strip()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as open_err:
+        return f"cannot open it ({open_err.strerror or open_err})"
+    if not head:
+        return "the file is empty (0 bytes)"
+    if head != b"PK" and head[:1] != b"\x80":  # zip (torch >= 1.6) or legacy pickle
+        return "not a PyTorch checkpoint (the file holds something else)"
+    if isinstance(err, EOFError) or "central directory" in text or "zip archive" in text:
+        return "the file is truncated or damaged (an interrupted copy or download?)"
+    if "Weights only load failed" in text:
+        return ("it holds pickled Python objects, not plain weights; colorlib loads with "
+                "weights_only=True and never runs code from a checkpoint")
+    return f"cannot read it ({text.splitlines()[0][:160] if text else type(err).__name__})"

@@ -54,8 +54,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device | None = 
     replaces the decoding temperature a ``classify`` checkpoint stores
     (0: the mode, 1: the mean; :func:`colorlib.classify.decode_ab`).
     """
-    from .checkpoint import CheckpointError
-    from .export import training_amp
+    from .checkpoint import CheckpointError, training_amp
 
     if info is not None:
         info["training_amp"] = False  # plain weights: nothing known, fp32

@@ -245,10 +245,10 @@ def load_resnet18(weights: str | os.PathLike | None = "imagenet") -> nn.Module:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch's text may advise unsafe loading
-        from .checkpoint import _unreadable_reason
+        from .files import unreadable_reason
 
         raise ValueError(f"{path}: not a ResNet18 weights file: "
-                         f"{_unreadable_reason(path, err)}") from None
+                         f"{unreadable_reason(path, err)}") from None
     if isinstance(state, dict) and state.get("format") == "colorlib-checkpoint":
         raise ValueError(f"{path}: is a colorlib checkpoint (stage {state.get('stage')!r}), not "
                          "ResNet18 encoder weights; to start from its generator, use "

@@ -44,6 +44,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .files import process_exists
+
 HEARTBEAT_S = 30.0
 STALE_AFTER_S = 300.0  # another machine's lock: gone once untouched this long
 _BEING_WRITTEN_S = 2.0  # an unreadable lock younger than this is still being written
@@ -210,21 +212,6 @@ class RunLock:
         return (text + f". A run on another machine touches its lock every {HEARTBEAT_S:.0f} s; "
                 f"the lock counts as stale once untouched for {STALE_AFTER_S / 60:.0f} minutes "
                 f"(last touched {holder['age']:.0f} s ago)")
-
-
-def process_exists(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this machine (of any user)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, belongs to someone else
-        return True
-    except OSError:  # e.g. Windows without such a process
-        return False
-    return True
 
 
 def _boot_id() -> str | None:

@@ -34,11 +34,10 @@ import torch
 from . import __version__
 from . import distributed
 from .checkpoint import (CheckpointError, checkpoint_path, describe_misfit, load_checkpoint,
-                         restore_rng_state, rng_state, save_checkpoint)
+                         refuse_resume, restore_rng_state, rng_state, save_checkpoint)
 from .data import (DataConfig, ColorizationDataset, drop_unreadable, make_loader, prepare_batch,
                    resolve_source, warn_if_mostly_grey)
 from .device import DevicePolicy, resolve_device
-from .export import refuse_resume
 from .losses import l1_loss
 from .networks import ModelConfig, build_discriminator, build_generator
 from .pix2pix import NonFiniteLossError, Pix2Pix

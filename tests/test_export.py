@@ -7,7 +7,7 @@ import torch
 
 from colorlib import export
 from colorlib import notebook as nb
-from colorlib.checkpoint import CheckpointError, load_checkpoint
+from colorlib.checkpoint import CheckpointError, is_export, load_checkpoint
 from colorlib.cli import main as cli
 from colorlib.device import DevicePolicy
 from colorlib.inference import Colorizer
@@ -39,7 +39,7 @@ def test_export_holds_the_generator_and_settings_in_half_precision(ck):
     out = export.export_generator(ck)
     assert out == ck.with_name("baseline-generator.pt")
     saved, full = load_checkpoint(out, stage="baseline"), load_checkpoint(ck)
-    assert export.is_export(saved) and saved["model"] == full["model"]
+    assert is_export(saved) and saved["model"] == full["model"]
     assert "discriminator" not in saved and "opt_G" not in saved and "rng" not in saved
     for key, value in full["generator"].items():
         kept = saved["generator"][key]

@@ -254,7 +254,8 @@ def test_export_overwrite_never_replaces_a_resumable_checkpoint(ckpt, tmp_path):
 def test_a_resume_refused_from_an_export_names_where_the_checkpoint_is(ckpt, tmp_path):
     """Issue 20: the refusal named the very file it refused."""
     from colorlib.checkpoint import load_checkpoint
-    from colorlib.export import export_generator, refuse_resume
+    from colorlib.checkpoint import refuse_resume
+    from colorlib.export import export_generator
 
     out = export_generator(ckpt, tmp_path / "elsewhere" / "baseline.pt")
     with pytest.raises(ValueError) as info:
