@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from .stages import STAGE_NAMES
+from .stages import STAGE_NAMES, STAGES
 
 EXIT_FAILED = 1  # ran, but some inputs failed
 EXIT_ERROR = 2  # could not run at all
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pix2pix U-Net base width (default 64, as in the paper)")
     train.add_argument("--gan-mode", choices=("vanilla", "lsgan", "hinge"), default="vanilla")
     train.add_argument("--lr-g", type=_learning_rate, default=None,
-                       help="generator learning rate (default: 1e-4 for pretrain, 2e-4 otherwise)")
+                       help=f"generator learning rate (default: the stage's own, {_stage_lrs()})")
     train.add_argument("--val-every", type=_positive_int, default=1,
                        help="save validation images (input / prediction / truth) every N epochs "
                        "into <checkpoint-dir>/val_images (default 1)")
@@ -218,12 +218,18 @@ def _seed(text: str) -> int:
     return value
 
 
+def _stage_lrs() -> str:
+    """Each stage's generator learning rate as the stage table has it ("0.0002 for baseline")."""
+    return ", ".join(f"{stage.lr_g:g} for {name}" for name, stage in STAGES.items())
+
+
 def _check_encoder_weights(args) -> None:
     """A stage that starts a ResNet18 encoder checks --weights now, not after loading data."""
+    from .checkpoint import checkpoint_path
     from .networks import PretrainedWeightsUnavailable, load_resnet18
     from .stages import get_stage
 
-    resuming = args.resume and (args.checkpoint_dir / f"{args.stage}.pt").exists()
+    resuming = args.resume and checkpoint_path(args.checkpoint_dir, args.stage).exists()
     if (get_stage(args.stage).arch != "resnet18_unet" or args.init is not None or resuming
             or args.weights in (None, "none")):
         return
@@ -245,9 +251,10 @@ def _check_resume_weights(args) -> None:
     """
     import torch
 
+    from .checkpoint import checkpoint_path
     from .stages import get_stage
 
-    path = args.checkpoint_dir / f"{args.stage}.pt"
+    path = checkpoint_path(args.checkpoint_dir, args.stage)
     if not args.resume or not path.is_file() or get_stage(args.stage).arch != "resnet18_unet":
         return
     try:

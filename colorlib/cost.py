@@ -249,6 +249,7 @@ def drive_space(costs: list[StageCost]) -> list[tuple[str, float | None, str]]:
     whole download (fastai's size check) bounds it from above; its exact size
     is printed when it is written (:func:`colorlib.data.coco_sample_paths`).
     """
+    from .checkpoint import checkpoint_path
     from .data import COCO_CACHE_NAME
 
     download = coco_download_bytes()
@@ -257,7 +258,8 @@ def drive_space(costs: list[StageCost]) -> list[tuple[str, float | None, str]]:
     for c in costs:
         mb = c.checkpoint_mb if c.checkpoint_mb is not None else \
             checkpoint_bytes(c.stage) / 1e6
-        rows.append((f"checkpoints/{c.stage}.pt", mb, "measured: the checkpoint serialised"))
+        rows.append((checkpoint_path("checkpoints", c.stage).as_posix(), mb,
+                     "measured: the checkpoint serialised"))
     return rows
 
 

@@ -38,6 +38,7 @@ from .lab import rgb_to_lab_tensor
 
 COCO_SAMPLE_SIZE = 10_000
 COCO_TRAIN_SIZE = 8_000
+TUTORIAL_SEED = 123  # the split seed of the tutorial (its np.random.seed(123))
 
 
 @dataclass
@@ -48,7 +49,7 @@ class DataConfig:
     size: int = 256
     batch_size: int = 16
     val_fraction: float = 0.2  # folders only; coco and tiny have fixed splits
-    seed: int = 123
+    seed: int = TUTORIAL_SEED
     num_workers: int = 0
     max_images: int | None = None  # cap the training set (quick runs)
     on_error: str = "skip"  # "skip" (warn and drop a bad file) or "raise"
@@ -104,7 +105,6 @@ def split_paths(paths: Sequence[Path], val_fraction: float, seed: int) -> tuple[
 # manifest of the split. It lives in a folder that outlives the machine (a
 # Google Drive folder in Colab), so a new machine copies one file instead of
 # downloading and unpacking the 3 GB sample again.
-COCO_CACHE_NAME = "coco_sample_seed123.tar"  # for the tutorial's seed; others add their own
 _MANIFEST = "colorlib-coco-manifest.json"
 DATA_CACHE_ENV = "COLORLIB_DATA_CACHE"
 
@@ -114,7 +114,11 @@ class DataCacheError(RuntimeError):
 
 
 def coco_cache_name(seed: int) -> str:
-    return COCO_CACHE_NAME.replace("seed123", f"seed{seed}")
+    """The prepared copy's file name for the split of ``seed``."""
+    return f"coco_sample_seed{seed}.tar"
+
+
+COCO_CACHE_NAME = coco_cache_name(TUTORIAL_SEED)  # the tutorial's seed; others add their own
 
 
 def data_cache_dirs(cache: Sequence[str | os.PathLike] | None = None) -> list[Path]:
@@ -179,7 +183,7 @@ def _coco_split(folder: Path, seed: int) -> tuple[list[Path], list[Path]]:
         raise ValueError(f"{folder}: {len(paths)} photos, the COCO sample has over "
                          f"{COCO_SAMPLE_SIZE}; the download is incomplete (delete the folder "
                          "and run again)")
-    rng = np.random.RandomState(seed)  # same draws as the tutorial's np.random.seed(123)
+    rng = np.random.RandomState(seed)  # with TUTORIAL_SEED, the tutorial's own draws
     subset = rng.choice(paths, COCO_SAMPLE_SIZE, replace=False)
     order = rng.permutation(COCO_SAMPLE_SIZE)
     train = [Path(p) for p in subset[order[:COCO_TRAIN_SIZE]]]
@@ -260,7 +264,7 @@ def _read_prepared(archive: Path, local: Path) -> tuple[list[Path], list[Path]]:
     return [local / n for n in manifest["train"]], [local / n for n in manifest["val"]]
 
 
-def coco_sample_paths(seed: int = 123, cache: Sequence[str | os.PathLike] | None = None,
+def coco_sample_paths(seed: int = TUTORIAL_SEED, cache: Sequence[str | os.PathLike] | None = None,
                       local: str | os.PathLike | None = None,
                       log=print) -> tuple[list[Path], list[Path]]:
     """The tutorial's split of fastai's COCO sample: 10,000 photos, 8,000/2,000.
@@ -595,8 +599,7 @@ class CachedLoader:
         self.drop_last, self.num_workers, self.pin_memory = drop_last, num_workers, pin_memory
 
     def __len__(self) -> int:
-        n = len(self.sampler)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return batch_count(len(self.sampler), self.batch_size, self.drop_last)
 
     def __iter__(self) -> Iterator[dict]:
         # A progress bar only where the wait is noticeable (thousands of photos).
@@ -643,6 +646,20 @@ def cache_budget_bytes() -> int:
     except (ValueError, OSError, AttributeError):
         ram = 8 * 2**30
     return min(ram // 3, 16 * 2**30)
+
+
+def batch_count(n: int, batch_size: int, drop_last: bool) -> int:
+    """How many batches ``n`` photos make (whole batches only with ``drop_last``)."""
+    return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+
+def steps_per_epoch(loader) -> int:
+    """Optimisation steps in one whole epoch of a :func:`make_loader` training loader.
+
+    Counts this rank's share of the photos, also when a resumed epoch skips
+    its first batches (``len(loader)`` is what is left of the epoch then).
+    """
+    return batch_count(len(loader.sampler.indices()), loader.batch_size, loader.drop_last)
 
 
 def make_loader(dataset: Dataset, batch_size: int, train: bool, seed: int = 0,

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .checkpoint import checkpoint_path
 from .data import DataConfig
 from .figures import plot_losses, plot_side_by_side, save_figure
 from .images import load_rgb, save_rgb
@@ -41,7 +42,7 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
              batch_size: int = 16, log=print) -> Path:
     """Run the demo into ``out`` and return the path of its ``report.md``."""
     out = Path(out)
-    ckpt_dir = out / "checkpoints"
+    ckpt_dir = _checkpoint_dir(out)
     dev = resolve_device(device)
     t0 = time.perf_counter()
     tiny = build_tiny_set()
@@ -54,7 +55,7 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
         n = steps or DEFAULT_STEPS[stage.name]
         log(f"[{stage.name}] {stage.title}: {n} steps at {size} px on {dev}")
         start = time.perf_counter()
-        init = ckpt_dir / f"{stage.init_from}.pt" if stage.init_from else None
+        init = checkpoint_path(ckpt_dir, stage.init_from) if stage.init_from else None
         run = RunConfig(TrainConfig(stage=stage.name, epochs=10_000, max_steps=n), data,
                         checkpoint_dir=ckpt_dir, init=init, device=str(dev),
                         weights=enc if stage.arch == "resnet18_unet" and init is None else None,
@@ -72,7 +73,7 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
         t = res.trainer
         fig = plot_losses(t.history, val_history=t.val_history, smooth=5,
                           title=f"{stage.title} (tiny set, {size} px, {t.step} steps)")
-        manifest.record(save_figure(fig, out / "figures" / f"losses_{stage.name}.png"))
+        manifest.record(save_figure(fig, _loss_figure(out, stage.name)))
         rows.append((stage.name, t.step, t.epoch, time.perf_counter() - start, t.history[-1],
                      t.val_history[-1]["val_l1"] if t.val_history else float("nan"), t.weights))
     colorizers = {s: Colorizer.load(r.checkpoint, device=str(dev)) for s, r in results.items()}
@@ -81,25 +82,46 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
         panels, titles = [truth.mean(axis=2).astype("uint8")], ["input (greyscale)"]
         for stage, colorizer in colorizers.items():
             rgb = colorizer(photo)
-            manifest.record(save_rgb(rgb, out / "colorized" / stage / f"{photo.stem}.png",
+            manifest.record(save_rgb(rgb, _colorized(out, stage, photo),
                                      note=colorizer.provenance))
             panels.append(rgb)
             titles.append(stage)
         panels.append(truth)
         titles.append("ground truth")
         manifest.record(save_figure(plot_side_by_side(panels, titles, figsize_per=3.2),
-                                    out / "figures" / f"compare_{photo.stem}.png"))
+                                    _comparison(out, photo)))
     report = _write_report(out, rows, photos, size, batch_size, dev, time.perf_counter() - t0)
     return manifest.record(report)
 
 
+# Where each of the demo's files goes, written once (the demo writes them, demo_files lists them).
+def _checkpoint_dir(out: Path) -> Path:
+    return out / "checkpoints"
+
+
+def _loss_figure(out: Path, stage: str) -> Path:
+    return out / "figures" / f"losses_{stage}.png"
+
+
+def _colorized(out: Path, stage: str, photo: Path) -> Path:
+    return out / "colorized" / stage / f"{photo.stem}.png"
+
+
+def _comparison(out: Path, photo: Path) -> Path:
+    return out / "figures" / f"compare_{photo.stem}.png"
+
+
+def _report(out: Path) -> Path:
+    return out / "report.md"
+
+
 def demo_files(out: Path, photos: list[Path]) -> list[Path]:
     """Every file the demo writes into ``out``."""
-    files = [out / "report.md"]
+    files = [_report(out)]
     for stage in DEFAULT_STEPS:
-        files += [out / "checkpoints" / f"{stage}.pt", out / "figures" / f"losses_{stage}.png"]
-        files += [out / "colorized" / stage / f"{p.stem}.png" for p in photos]
-    return files + [out / "figures" / f"compare_{p.stem}.png" for p in photos]
+        files += [checkpoint_path(_checkpoint_dir(out), stage), _loss_figure(out, stage)]
+        files += [_colorized(out, stage, p) for p in photos]
+    return files + [_comparison(out, p) for p in photos]
 
 
 def _make_room(out: Path, files: list[Path], overwrite: bool) -> Manifest:
@@ -158,8 +180,8 @@ def _write_report(out: Path, rows, photos, size, batch_size, dev, seconds) -> Pa
               "brownish colours. Real results need the COCO sample or your own photo folder "
               "(`colorlib train --data ...`) and a GPU."]
     for p in photos:
-        lines += ["", f"![{p.stem}](figures/compare_{p.stem}.png)"]
+        lines += ["", f"![{p.stem}]({_comparison(out, p).relative_to(out).as_posix()})"]
     from .files import atomic_write
 
     text = "\n".join(lines) + "\n"
-    return atomic_write(out / "report.md", lambda f: f.write(text.encode()), replace=False)
+    return atomic_write(_report(out), lambda f: f.write(text.encode()), replace=False)

@@ -25,8 +25,8 @@ import numpy as np
 
 from .images import ImageReadError, is_image_file, load_rgb
 from .lab import lab_to_rgb, rgb_to_lab
-from .metrics import (GREY_CHROMA, MIN_COLOUR_SHARE, ab_histogram, grey_fraction, image_metrics,
-                      mean_metrics)
+from .metrics import (AB_HISTOGRAM_BINS, GREY_CHROMA, MIN_COLOUR_SHARE, ab_histogram, grey_fraction,
+                      image_metrics, mean_metrics)
 
 MIN_SIDE = 3  # SSIM's smallest window
 
@@ -173,7 +173,8 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
         raise ValueError("evaluate_paths: pass exactly one of checkpoint= or colorize_fn=")
     if colorize_fn is None:
         colorize_fn = checkpoint_colorizer(checkpoint, device, arch, model_size, temperature)
-    hist = {"model": np.zeros((44, 44)), "truth": np.zeros((44, 44))} if histograms else None
+    bins = (AB_HISTOGRAM_BINS, AB_HISTOGRAM_BINS)
+    hist = {"model": np.zeros(bins), "truth": np.zeros(bins)} if histograms else None
     per_image, failed, unusable = [], [], []
     for path in tqdm(list(paths), desc="evaluating", disable=not progress or len(paths) < 2):
         try:

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from .lab import AB_SCALE
 from .lab import _as_float_rgb as as_float_rgb  # uint8 -> /255, float -> clipped to [0, 1]
 
 AUC_MAX_THRESHOLD = 150.0  # ab units, as in Zhang et al. 2016
@@ -34,6 +35,7 @@ AUC_STEP = 1.0
 GREY_CHROMA = 5.0  # ab units: below this a pixel looks grey (a just-noticeable difference is ~2.3)
 PSNR_CAP = 100.0  # dB, reported for identical images instead of infinity (keeps JSON valid)
 COLORFULNESS_MEAN_WEIGHT = 0.3  # Hasler & Süsstrunk's weight on the mean term
+AB_HISTOGRAM_BINS = 44  # per axis of ab_histogram: 5 ab units a bin over -110..110
 
 
 def _check_pair(pred: np.ndarray, truth: np.ndarray) -> None:
@@ -157,7 +159,8 @@ def is_greyscale(rgb: np.ndarray) -> bool:
     return 1.0 - grey_fraction(rgb_to_lab(rgb)[..., 1:]) < MIN_COLOUR_SHARE
 
 
-def ab_histogram(ab: np.ndarray, bins: int = 44, limit: float = 110.0) -> np.ndarray:
+def ab_histogram(ab: np.ndarray, bins: int = AB_HISTOGRAM_BINS,
+                 limit: float = AB_SCALE) -> np.ndarray:
     """2-D histogram (counts, ``bins`` x ``bins``, a along rows, b along columns) of ab."""
     ab = np.asarray(ab, np.float64).reshape(-1, 2)
     hist, _, _ = np.histogram2d(ab[:, 0], ab[:, 1], bins=bins, range=[[-limit, limit]] * 2)

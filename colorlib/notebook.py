@@ -492,9 +492,17 @@ DATA_CACHE_ENV = "COLORLIB_DATA_CACHE"
 # for tests and unusual set-ups, the defaults are the platforms' own.
 DRIVE_MOUNT_ENV, DRIVE_MOUNT = "COLORLIB_DRIVE_MOUNT", "/content/drive"
 KAGGLE_INPUT_ENV, KAGGLE_INPUT = "COLORLIB_KAGGLE_INPUT", "/kaggle/input"
-STAGE_FILES = tuple(f"{stage}{end}" for stage in STAGE_NOTEBOOK
-                    for end in (".pt", "-generator.pt"))  # checkpoints and their exports
+
 _SEARCH_DEPTH = 6  # how deep below /kaggle/input checkpoints are looked for
+
+
+def stage_files() -> tuple[str, ...]:
+    """The file names of every stage's checkpoint and of its export (what persistence copies)."""
+    from .checkpoint import checkpoint_path
+    from .export import export_path
+
+    paths = [checkpoint_path(".", stage) for stage in STAGE_NOTEBOOK]
+    return tuple(name for path in paths for name in (path.name, export_path(path).name))
 
 
 class PersistError(RuntimeError):
@@ -609,7 +617,7 @@ def _kaggle_inputs(store: Path, inputs: Path, notes: list[str],
                    tiny_size: int | None) -> list[tuple[Path, Path]]:
     """Copy the stage checkpoints attached under ``inputs`` into ``store``; return (from, to)."""
     wanted: dict[Path, list[Path]] = {}
-    for src in _files_named(inputs, STAGE_FILES.__contains__):
+    for src in _files_named(inputs, stage_files().__contains__):
         # Keep the kind of folder (full vs tiny, which size); other layouts count as full.
         folder = src.parent.name if src.parent.name.startswith("checkpoints") else "checkpoints"
         wanted.setdefault(store / folder / src.name, []).append(src)
@@ -710,7 +718,7 @@ def persist(env: dict | None = None, *, drive: bool = True, show: bool = True) -
     found = []
     if store is not None:
         folder = store_checkpoints(store, tiny_size)
-        found = [folder / name for name in STAGE_FILES if (folder / name).is_file()]
+        found = [folder / name for name in stage_files() if (folder / name).is_file()]
         notes.append(f"checkpoints in {folder}: " + (
             ", ".join(f"{p.name} ({_mb(p)})" for p in found) if found else "none yet"))
     result = Store(where, store, copied, found, notes)

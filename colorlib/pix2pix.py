@@ -32,6 +32,7 @@ from torch import nn
 
 from .device import MixedPrecision, same_layout
 from .losses import LAMBDA_L1, GANLoss, l1_loss, l1_term
+from .stages import PIX2PIX_BETAS, PIX2PIX_LR
 
 
 class NonFiniteLossError(RuntimeError):
@@ -113,14 +114,15 @@ class Pix2Pix:
     """Generator G: L -> ab; with a discriminator D: (L, ab) -> real/fake per 70x70 patch.
 
     ``net_D=None`` gives the L1-only model of pretraining. Learning rates and
-    betas default to pix2pix's (Adam, 2e-4, beta1 = 0.5); ``amp`` switches on
+    betas default to pix2pix's (:data:`colorlib.stages.PIX2PIX_LR`,
+    :data:`~colorlib.stages.PIX2PIX_BETAS`); ``amp`` switches on
     mixed precision (see :class:`colorlib.device.MixedPrecision`; default fp32).
     """
 
     def __init__(self, net_G: nn.Module, net_D: nn.Module | None = None, *,
-                 lr_g: float = 2e-4, lr_d: float = 2e-4,
-                 betas_g: tuple[float, float] = (0.5, 0.999),
-                 betas_d: tuple[float, float] = (0.5, 0.999),
+                 lr_g: float = PIX2PIX_LR, lr_d: float = PIX2PIX_LR,
+                 betas_g: tuple[float, float] = PIX2PIX_BETAS,
+                 betas_d: tuple[float, float] = PIX2PIX_BETAS,
                  lambda_l1: float = LAMBDA_L1, gan_mode: str = "vanilla",
                  amp: MixedPrecision | None = None):
         self.net_G, self.net_D = net_G, net_D

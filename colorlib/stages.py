@@ -15,6 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The optimiser settings of the series, each written down once. pix2pix trains both networks
+# with Adam at 2e-4 and beta1 = 0.5 (Isola et al.); the tutorial pretrains the ResNet18 U-Net
+# with lr 1e-4 and Adam's own default betas. TrainConfig, Pix2Pix and the stage table below
+# read them from here; the L1 weight lambda lives with the losses (colorlib.losses.LAMBDA_L1).
+PIX2PIX_LR = 2e-4
+PIX2PIX_BETAS = (0.5, 0.999)
+PRETRAIN_LR = 1e-4
+ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -36,17 +45,17 @@ class Stage:
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("baseline", "pix2pix baseline (GAN + L1)", "pix2pix_unet", adversarial=True,
-          lr_g=2e-4, betas_g=None, init_from=None, notebook="03_pix2pix_baseline.ipynb"),
+          lr_g=PIX2PIX_LR, betas_g=None, init_from=None, notebook="03_pix2pix_baseline.ipynb"),
     # The tutorial pretrains with Adam's default betas and lr 1e-4.
     Stage("pretrain", "ResNet18 U-Net, L1 pretraining", "resnet18_unet", adversarial=False,
-          lr_g=1e-4, betas_g=(0.9, 0.999), init_from=None,
+          lr_g=PRETRAIN_LR, betas_g=ADAM_BETAS, init_from=None,
           notebook="04_resnet_unet_pretraining.ipynb"),
     Stage("gan", "ResNet18 U-Net, GAN fine-tuned", "resnet18_unet", adversarial=True,
-          lr_g=2e-4, betas_g=None, init_from="pretrain",
+          lr_g=PIX2PIX_LR, betas_g=None, init_from="pretrain",
           notebook="05_adversarial_finetuning.ipynb"),
     # pretrain's optimiser, so that the loss is the one difference between the two.
     Stage("classify", "ResNet18 U-Net, colour classes (Zhang et al.)", "resnet18_unet",
-          adversarial=False, lr_g=1e-4, betas_g=(0.9, 0.999), init_from=None,
+          adversarial=False, lr_g=PRETRAIN_LR, betas_g=ADAM_BETAS, init_from=None,
           notebook="04_resnet_unet_pretraining.ipynb", classes=True),
 )}
 STAGE_NAMES = tuple(STAGES)  # in training order

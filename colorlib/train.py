@@ -23,7 +23,6 @@ bit for bit (tests/test_gpu_paths.py). Taught in notebooks 03-05.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -36,13 +35,13 @@ from . import distributed
 from .checkpoint import (CheckpointError, checkpoint_path, describe_misfit, load_checkpoint,
                          refuse_resume, restore_rng_state, rng_state, save_checkpoint)
 from .data import (DataConfig, ColorizationDataset, drop_unreadable, make_loader, prepare_batch,
-                   resolve_source, warn_if_mostly_grey)
+                   resolve_source, steps_per_epoch, warn_if_mostly_grey)
 from .device import DevicePolicy, resolve_device
-from .losses import l1_loss
+from .losses import LAMBDA_L1, l1_loss
 from .networks import ModelConfig, build_discriminator, build_generator
 from .pix2pix import NonFiniteLossError, Pix2Pix
 from .runs import RunLock, StepGuard, TrainingInterrupted, check_resume, run_record
-from .stages import get_stage
+from .stages import PIX2PIX_BETAS, PIX2PIX_LR, get_stage
 
 __all__ = ["Callback", "LoopState", "NonFiniteLossError", "RunConfig", "StageResult",
            "TrainConfig", "Trainer", "every_epoch", "train_stage"]
@@ -54,11 +53,11 @@ class TrainConfig:
 
     stage: str = "pretrain"
     epochs: int = 20
-    lr_g: float | None = None  # None: the stage's (1e-4 for pretrain, 2e-4 otherwise)
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lambda_l1: float = 100.0
+    lr_g: float | None = None  # None: the stage's (stages.STAGES: lr_g)
+    lr_d: float = PIX2PIX_LR
+    beta1: float = PIX2PIX_BETAS[0]
+    beta2: float = PIX2PIX_BETAS[1]
+    lambda_l1: float = LAMBDA_L1
     gan_mode: str = "vanilla"
     seed: int = 0
     amp: bool = True  # mixed precision on CUDA (bf16 where native, else fp16); ignored on CPU
@@ -349,12 +348,10 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg, st = self.cfg, self.state
-        n = len(loader.sampler.indices())
-        steps_per_epoch = n // loader.batch_size if loader.drop_last \
-            else math.ceil(n / loader.batch_size)
+        epoch_steps = steps_per_epoch(loader)
         while st.epoch < cfg.epochs and not self._done(callbacks):
             loader.sampler.set_epoch(st.epoch, skip=st.batch_in_epoch * loader.batch_size)
-            bar = tqdm(total=steps_per_epoch, initial=st.batch_in_epoch,
+            bar = tqdm(total=epoch_steps, initial=st.batch_in_epoch,
                        disable=not progress or not self.dist.is_main,
                        desc=self._progress_label(), leave=False)
             start = time.perf_counter()
@@ -394,7 +391,7 @@ class Trainer:
                 raise ValueError(f"stage '{cfg.stage}': no training image could be read (every "
                                  f"batch of epoch {st.epoch + 1} was empty); see the messages "
                                  "above")
-            if st.batch_in_epoch >= steps_per_epoch:
+            if st.batch_in_epoch >= epoch_steps:
                 with guard.shielded():
                     st.epoch, st.batch_in_epoch = st.epoch + 1, 0
                     if val_batch is not None:
