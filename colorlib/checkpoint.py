@@ -157,7 +157,7 @@ def checkpoint_kind(path: str | os.PathLike) -> tuple[str | None, str]:
     ``kind`` is ``"training"`` (a checkpoint that resumes: optimiser state
     and all), ``"export"`` (a weights-only generator, ``colorlib export``),
     or None for a file colorlib did not write, with ``reason`` saying what
-    it is instead. Memory-maps the file, so even a 400 MB checkpoint is
+    it is instead. Memory-maps the file, so even a large checkpoint is
     recognised without reading its weights.
     """
     path = Path(path)

@@ -102,8 +102,8 @@ def soft_encode(ab: torch.Tensor, centres: torch.Tensor, k: int = SOFT_K,
     (:func:`dense_targets`) is zero for every other class; keeping only
     ``k`` of Q values per pixel makes the loss a gather instead of a Q-wide product.
     Distances are measured to each colour's 12 candidate classes
-    (:func:`candidate_classes`), not to all Q: the same k nearest, found about
-    ten times faster, which was most of the loss's time.
+    (:func:`candidate_classes`), not to all Q: the same k nearest, found much
+    faster (``benchmarks/RESULTS.md``, "The classify stage's step").
 
     Shown in notebook 04.
     """

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = sub.add_parser("demo", help="train every stage briefly on the embedded tiny set "
-                          "(offline, CPU, a few minutes) and colorize held-out photos",
+                          "(offline, on a CPU) and colorize held-out photos",
                           description="The main job on the embedded default data: builds the "
                           "tiny set, trains baseline pix2pix, ResNet18 U-Net L1 pretraining and "
                           "GAN fine-tuning at a small size, colorizes held-out photos at full "
@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.add_argument("--cpu-amp", action="store_true",
                        help="on CPUs with native bf16 (AMX / AVX512-BF16): bf16 mixed precision, "
-                       "about 3x faster per step; ignored elsewhere (GPUs use mixed precision anyway)")
+                       "faster per step (measured in benchmarks/RESULTS.md); ignored elsewhere "
+                       "(GPUs use mixed precision anyway)")
     train.add_argument("--no-rebalance", action="store_true",
                        help="classify stage: plain cross-entropy, without Zhang et al.'s class "
                        "rebalancing (an ablation)")
@@ -167,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(col)
     col.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                      help="mixed precision: bf16 (fp16 on T4-class GPUs), and on CPUs with native "
-                     "bf16 (AMX / AVX512-BF16), about 2.5x faster there, colours within 0.15 Lab "
-                     "units of fp32 on average. Default: on a GPU when training used it, else off")
+                     "bf16 (AMX / AVX512-BF16), faster there, with colours slightly different "
+                     "from fp32 (both measured in benchmarks/RESULTS.md). Default: on a GPU when "
+                     "training used it, else off")
 
     ev = sub.add_parser("evaluate", help="measure a checkpoint on a folder of colour photos",
                         description="Make each photo greyscale, colorize it at full resolution, "
@@ -191,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", help="write a checkpoint's generator alone, in half precision",
                         description="Keep or share a trained model: the generator and its "
-                        "settings only (about 60 MB for the gan stage instead of the ~400 MB "
-                        "resume checkpoint). colorize, evaluate and the notebooks load it; "
-                        "training cannot resume from it.")
+                        "settings only, in half precision, a fraction of the resume checkpoint's "
+                        "size (both sizes are printed). colorize, evaluate and the notebooks load "
+                        "it; training cannot resume from it.")
     ex.add_argument("checkpoint", type=Path, help="a colorlib checkpoint (e.g. ckpt/gan.pt)")
     ex.add_argument("--out", type=Path, default=None,
                     help="the file to write (default: <stage>-generator.pt beside the checkpoint)")

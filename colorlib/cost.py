@@ -152,8 +152,8 @@ def checkpoint_bytes(stage: str, size: int = FULL_RUN_SIZE, num_filters: int = 6
     by one optimiser step with zero gradients, which leaves the weights as
     they are): the training algorithm's own state
     (:meth:`colorlib.pix2pix.Pix2Pix.state_dict`), which is nearly all of a
-    checkpoint. The settings, the random state and the loss history a real
-    run adds are small next to it (the history is under 0.1 kB per step).
+    checkpoint. The settings, the random state and the loss history (a few
+    numbers per step) that a real run adds are small next to it.
     """
     from .checkpoint import FORMAT, FORMAT_VERSION
     from .pix2pix import Pix2Pix
@@ -304,13 +304,15 @@ class MemoryEstimate:
     ``fixed_bytes``: weights, their gradients and Adam's two moments (4 x the
     parameters, float32). ``per_image_bytes``: the outputs of every layer of
     one forward pass (the generator's, and for a GAN step the
-    discriminator's three passes), which backward keeps. Measured against
-    this CPU at batch 16 (peak resident memory of two training steps, less
-    the memory of the imported libraries): baseline 64 px 0.86 GB (estimated
-    0.63), 128 px 1.33 GB (1.21); pretrain 64 px 1.26 GB (0.91), 128 px
-    1.97 GB (2.13). Good to a factor of about 1.5, which is what refusing
-    an impossible size needs.
+    discriminator's three passes), which backward keeps. An estimate good to
+    a factor of about 1.5 against measured peaks, which is what refusing an
+    impossible size needs.
     """
+
+    # Checked once against the peak resident memory of two training steps at batch 16, less
+    # that of the imported libraries, on the 2-core Xeon of benchmarks/RESULTS.md: baseline
+    # 64 px 0.86 GB (estimated 0.63), 128 px 1.33 GB (1.21); pretrain 64 px 1.26 GB (0.91),
+    # 128 px 1.97 GB (2.13).
 
     fixed_bytes: int
     per_image_bytes: int

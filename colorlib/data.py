@@ -8,8 +8,8 @@ photo is much larger than the training size), keeps the resized uint8 pixels
 in memory (:class:`CachedLoader`: worker processes decode in the first
 epoch, later epochs are memory copies), and the training loop converts a
 whole batch to Lab in one vectorised call on the training device
-(:func:`prepare_batch`). On a 2-core CPU that delivers 256-px batches
-several times faster than the tutorial's loader (``benchmarks/RESULTS.md``). The Dataset
+(:func:`prepare_batch`). That delivers batches faster than the tutorial's
+loader (measured in ``benchmarks/RESULTS.md``). The Dataset
 can still yield normalised L and ab itself (``lab=True``), for teaching and
 for code that wants the classic interface; both paths use the same
 conversion function.
@@ -584,9 +584,9 @@ class CachedLoader:
     """Serves batches of a :class:`ColorizationDataset` from memory.
 
     On the first iteration every photo is decoded once (by ``num_workers``
-    processes); from then on a batch is a dictionary lookup and one stack,
-    about a millisecond for 16 images at 256 px, so even a fast GPU never
-    waits for the loader. Batches are exactly those a ``DataLoader`` with the
+    processes); from then on a batch is a dictionary lookup and one stack
+    (``benchmarks/RESULTS.md`` times it), so even a fast GPU never waits for
+    the loader. Batches are exactly those a ``DataLoader`` with the
     same sampler would give (same order, same ``collate``), so training is
     bitwise the same whether the cache is warm or not. Quacks like the
     ``DataLoader`` it replaces: ``sampler``, ``batch_size``, ``drop_last``,

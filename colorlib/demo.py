@@ -1,7 +1,7 @@
 """``colorlib demo``: every stage of the tutorial, briefly, on the embedded tiny set.
 
-It is a smoke run of the whole method, offline on a laptop CPU in minutes,
-not a way to get good colours: the tiny set holds eight training photos.
+It is a smoke run of the whole method, offline on a laptop CPU, not a
+way to get good colours: the tiny set holds eight training photos.
 
 Everything it writes is listed in ``<out>/.colorlib-manifest.json`` as it is
 written; ``--overwrite`` removes exactly those files (if unchanged since)
@@ -75,7 +75,7 @@ def run_demo(out: str | Path, size: int = 64, steps: int | None = None,
                           title=f"{stage.title} (tiny set, {size} px, {t.step} steps)")
         manifest.record(save_figure(fig, _loss_figure(out, stage.name)))
         rows.append((stage.name, t.step, t.epoch, time.perf_counter() - start, t.history[-1],
-                     t.val_history[-1]["val_l1"] if t.val_history else float("nan"), t.weights))
+                     t.val_history[-1]["val_l1"] if t.val_history else float("nan"), t.started_from))
     colorizers = {s: Colorizer.load(r.checkpoint, device=str(dev)) for s, r in results.items()}
     for photo in photos:
         truth = load_rgb(photo)

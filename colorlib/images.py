@@ -437,7 +437,7 @@ def check_image(path, max_pixels: int | None = None) -> None:
     """Raise :class:`ImageReadError` if ``path`` is plainly not a readable image.
 
     Reads the header only (no pixels), so a folder of thousands of photos is
-    checked in seconds: empty files, non-images and decompression bombs are
+    checked quickly: empty files, non-images and decompression bombs are
     named before training starts. Damaged pixel data (a truncated JPEG) only
     shows when the image is decoded, by :func:`load_rgb`.
     """

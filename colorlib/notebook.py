@@ -364,7 +364,7 @@ class StageMissing(FileNotFoundError):
 def encoder_weights(s: Settings) -> str:
     """ImageNet weights for the ResNet18 encoder when they can be had, else ``"none"`` (with a note).
 
-    Asked once per session: an offline download attempt costs seconds.
+    Asked once per session: an offline download attempt is slow to fail.
     """
     return _encoder_weights(str(s.weights))
 

@@ -42,8 +42,8 @@ class NonFiniteLossError(RuntimeError):
 def make_adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     """Adam with the fused (one kernel for all tensors) update where this PyTorch has it.
 
-    The fused update computes the same formula as the per-tensor loop, a few
-    times quicker for the ResNet18 U-Net's 31M parameters on a CPU
+    The fused update computes the same formula as the per-tensor loop,
+    quicker for the ResNet18 U-Net's 31M parameters on a CPU
     (``benchmarks/RESULTS.md``, "Other measurements").
     """
     params = list(params)

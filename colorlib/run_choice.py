@@ -5,7 +5,7 @@ and hands it to :func:`colorlib.notebook.settings`:
 
 * ``"quick"``: the embedded tiny set at 64 px for a few optimisation steps
   (the tiny setting, also ``COLORLIB_TINY=1``): a check that every cell
-  works, in minutes on a CPU; not a way to learn colour;
+  works, quick on a CPU; not a way to learn colour;
 * ``"medium"``: the full run's photos and epochs at half the image size
   (128 px instead of 256): a quarter of its computation, so each training
   notebook fits a free Colab session with time to spare;

@@ -4,7 +4,7 @@ scikit-image, scikit-learn and matplotlib each carry a handful of colour
 photographs in their package data, so a set made from them exists on every
 machine that has the tutorial's dependencies: no download, no internet.
 It is far too small to learn colour in general, but it is real photography,
-and it lets every notebook cell and every test run end to end in seconds.
+and it lets every notebook cell and every test run end to end quickly.
 
 Whole photos are held out for validation (not just crops of training
 photos), so "held-out" really means unseen scenes.

@@ -43,8 +43,8 @@ from .pix2pix import NonFiniteLossError, Pix2Pix
 from .runs import RunLock, StepGuard, TrainingInterrupted, check_resume, run_record
 from .stages import PIX2PIX_BETAS, PIX2PIX_LR, get_stage
 
-__all__ = ["Callback", "LoopState", "NonFiniteLossError", "RunConfig", "StageResult",
-           "TrainConfig", "Trainer", "every_epoch", "train_stage"]
+__all__ = ["Callback", "EveryEpoch", "LoopState", "NonFiniteLossError", "RunConfig", "StageResult",
+           "TrainConfig", "Trainer", "train_stage"]
 
 
 @dataclass
@@ -109,8 +109,8 @@ class Callback:
         return False
 
 
-class every_epoch(Callback):  # noqa: N801 - reads as a function: every_epoch(report)
-    """A callback that calls ``fn(trainer)`` at the end of every epoch."""
+class EveryEpoch(Callback):
+    """A callback that calls ``fn(trainer)`` at the end of every epoch: ``EveryEpoch(report)``."""
 
     def __init__(self, fn: Callable[["Trainer"], None]):
         self.fn = fn
@@ -118,6 +118,9 @@ class every_epoch(Callback):  # noqa: N801 - reads as a function: every_epoch(re
     def on_epoch_end(self, trainer: "Trainer") -> None:
         self.fn(trainer)
 
+
+# The old name, kept importable because notebook 03 imports it.
+every_epoch = EveryEpoch
 
 
 def init_checkpoint(init: str | Path, model_cfg: ModelConfig) -> dict:
@@ -168,9 +171,11 @@ class Trainer:
     """
 
     def __init__(self, model: Pix2Pix, policy: DevicePolicy, cfg: TrainConfig,
-                 model_cfg: ModelConfig, weights: str = "none"):
+                 model_cfg: ModelConfig, started_from: str = "none"):
         self.model, self.policy, self.cfg, self.model_cfg = model, policy, cfg, model_cfg
-        self.weights = weights  # what the generator started from (recorded in checkpoints)
+        # What the generator's weights started from, in words: "imagenet", a weights file,
+        # "none" (random), or "init from pretrain.pt". Checkpoints store it as "weights".
+        self.started_from = started_from
         self.state = LoopState()
         self.dist = distributed.DistEnv()
         self.run_info: dict = {}  # the data settings a resume must repeat (runs.run_record)
@@ -240,7 +245,7 @@ class Trainer:
         """Everything needed to continue this run exactly (weights_only-safe; see checkpoint.py)."""
         return {
             "stage": self.cfg.stage, "model": self.model_cfg.to_dict(), "train": asdict(self.cfg),
-            "colorlib_version": __version__, "weights": self.weights,
+            "colorlib_version": __version__, "weights": self.started_from,
             "amp_dtype": (str(self.policy.amp_dtype).removeprefix("torch.")
                           if self.policy.amp_dtype is not None else None),
             **self.model.state_dict(),
@@ -265,7 +270,7 @@ class Trainer:
             self.state = LoopState(ckpt["epoch"], ckpt["batch_in_epoch"], ckpt["step"],
                                    list(ckpt["history"]), list(ckpt["val_history"]),
                                    ckpt.get("train_seconds", 0.0))
-            self.weights = ckpt.get("weights", self.weights)
+            self.started_from = ckpt.get("weights", self.started_from)
             self.run_info = dict(ckpt.get("run", {}))
             self._saved_step = self.state.step
             restore_rng_state(ckpt["rng"])
@@ -294,8 +299,9 @@ class Trainer:
                              source=path)
 
     # ------------------------------------------------------------------ loop
-    def _flip_coins(self) -> torch.Generator:
-        # Augmentation coins depend only on (seed, step): reproducible, resumable.
+    def _augmentation_generator(self) -> torch.Generator:
+        """The random generator of this step's augmentation (the flip coins): it depends only on
+        (seed, step), so a run is reproducible and a resume exact."""
         return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.state.step)
 
     def _done(self, callbacks: Iterable[Callback]) -> bool:
@@ -330,8 +336,8 @@ class Trainer:
         with guard:
             try:
                 with held:
-                    self._epochs(guard, loader, checkpoint, val_batch, list(callbacks),
-                                 progress, on_error, val_image_dir, val_every)
+                    self._run_loop(guard, loader, checkpoint, val_batch, list(callbacks),
+                                   progress, on_error, val_image_dir, val_every)
             except KeyboardInterrupt:
                 raise self._interrupted(guard, checkpoint, first_step) from None
         return self
@@ -342,8 +348,8 @@ class Trainer:
                                                       guard.pending):
             raise KeyboardInterrupt
 
-    def _epochs(self, guard: StepGuard, loader, checkpoint, val_batch, callbacks: list,
-                progress: bool, on_error: str, val_image_dir, val_every: int) -> None:
+    def _run_loop(self, guard: StepGuard, loader, checkpoint, val_batch, callbacks: list,
+                  progress: bool, on_error: str, val_image_dir, val_every: int) -> None:
         """The loop of :meth:`fit`; each step (with its save) is shielded from Ctrl-C by ``guard``."""
         from tqdm.auto import tqdm
 
@@ -359,7 +365,7 @@ class Trainer:
             for batch in loader:
                 with guard.shielded():  # a Ctrl-C now waits for this step (and its save)
                     prepared = prepare_batch(batch, self.policy.device, augment=True,
-                                             generator=self._flip_coins(), on_error=on_error,
+                                             generator=self._augmentation_generator(), on_error=on_error,
                                              rank=self.dist.rank, world=self.dist.world)
                     if self.dist.enabled:  # a step skipped on one rank alone would hang the others
                         distributed.stop_if_any(self.dist, self.policy.device, prepared is None,

@@ -89,7 +89,7 @@ def test_training_cannot_resume_from_an_export_but_can_start_from_one(ck, tmp_pa
     gan = Trainer.build(ModelConfig(arch="resnet18_unet", size=32, num_filters=8),
                         TrainConfig(stage="gan"), "cpu", weights=None,
                         init=export.export_generator(pretrain))
-    assert gan.weights == "init from pretrain-generator.pt"
+    assert gan.started_from == "init from pretrain-generator.pt"
 
 
 def test_notebooks_use_an_export_where_the_checkpoint_is_not_kept(ck, capsys):

@@ -13,7 +13,7 @@ from colorlib.losses import l1_loss
 from colorlib.networks import ModelConfig, build_discriminator, build_generator
 from colorlib.pix2pix import Pix2Pix
 from colorlib.stages import STAGES
-from colorlib.train import Callback, TrainConfig, Trainer, every_epoch, train_stage
+from colorlib.train import Callback, EveryEpoch, TrainConfig, Trainer, train_stage
 
 GAN_LOSSES = {"loss_D_fake", "loss_D_real", "loss_D", "loss_G_GAN", "loss_G_L1", "loss_G"}
 
@@ -164,14 +164,14 @@ def test_callbacks_see_every_step_and_can_stop_the_run(photo_folder, tmp_path):
 
     res = train_stage(stage_run("baseline", _data(photo_folder), tmp_path, epochs=5,
                                 num_filters=8, progress=False),
-                      callbacks=[StopAfter2(), every_epoch(lambda t: seen.append(("epoch",)))],
+                      callbacks=[StopAfter2(), EveryEpoch(lambda t: seen.append(("epoch",)))],
                       log=lambda s: None)
     assert seen == [("step", 1, True), ("step", 2, True)]  # stopped mid-epoch: no epoch end
     assert load_checkpoint(res.checkpoint)["step"] == 2  # the last step is saved
     seen.clear()
     res = train_stage(stage_run("baseline", _data(photo_folder), tmp_path, epochs=2,
                                 num_filters=8, progress=False, resume=True),
-                      callbacks=[every_epoch(lambda t: seen.append((t.epoch, t.step)))],
+                      callbacks=[EveryEpoch(lambda t: seen.append((t.epoch, t.step)))],
                       log=lambda s: None)
     assert seen == [(1, 3), (2, 6)]
 
@@ -185,7 +185,7 @@ def test_gan_stage_starts_from_the_pretrain_checkpoint(photo_folder, tmp_path):
                         device="cpu", init=pre.checkpoint)
     for key, value in pre.trainer.net_G.state_dict().items():
         assert torch.equal(value, gan.net_G.state_dict()[key])
-    assert gan.net_D is not None and gan.weights == "init from pretrain.pt"
+    assert gan.net_D is not None and gan.started_from == "init from pretrain.pt"
 
 
 # ------------------------------------------- process-wide state: entry points only
