@@ -14,6 +14,10 @@ run under bf16 autocast (how ``benchmarks/long_run.py`` trains), as a second pai
 The loss alone is timed too (forward and backward of the loss on fixed network outputs), to
 show how much of the difference is the loss and how much the wider head. The results and
 the machine (``lscpu``'s model name) go into ``benchmarks/RESULTS.md`` by hand.
+
+``--json`` follows colorlib's output rule (``benchmarks/bench_outputs.py``): decided before
+anything is timed, never over a file colorlib did not write (an earlier results file of
+this script is replaced), written atomically.
 """
 from __future__ import annotations
 
@@ -31,6 +35,9 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+
+from bench_outputs import one_line_errors, output_file, positive_int, size, write_text, \
+    written_by
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 16
@@ -153,9 +160,11 @@ def summary(times: dict[str, list[tuple[float, float]]], warmup: int) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=8, help="timed rounds per step (after 2 warm-up)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared machine)")
+    p.add_argument("--size", type=size, default=64)
+    p.add_argument("--rounds", type=positive_int, default=8,
+                   help="timed rounds per step (after 2 warm-up)")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch threads (default 1: a shared machine)")
     p.add_argument("--cpu-amp", action="store_true",
                    help="also time both steps under bf16 autocast (CPUs with native bf16)")
     p.add_argument("--json", type=Path, required=True)
@@ -164,6 +173,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    with one_line_errors("classify_step.py"):
+        output_file(args.json, "--json", is_ours=written_by("classify_step.py"),
+                    what="a results file of benchmarks/classify_step.py")
+        return measure(args)
+
+
+def measure(args) -> int:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     from colorlib.device import cpu_has_native_bf16
@@ -198,8 +214,7 @@ def main(argv=None) -> int:
             "load_average_at_end": None if load is None else [round(x, 2) for x in load],
             "torch": torch.__version__, "python": platform.python_version(),
             "seconds": round(time.perf_counter() - started, 1)}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
+    write_text(args.json, json.dumps({"meta": meta, **results}, indent=2) + "\n")
     print(f"wrote {args.json} ({meta['seconds']:.0f} s)")
     return 0
 

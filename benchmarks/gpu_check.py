@@ -25,6 +25,10 @@ Three parts, each in a process of its own with a time limit, then one JSON:
 at 32 px, two steps per stage, the benchmark's data measure only), which is
 how CI runs it (``tests/test_gpu_check.py``) so the script cannot rot
 before a GPU sees it. The exit status is 0 when every part ran and passed.
+
+``--json`` follows colorlib's output rule (``benchmarks/bench_outputs.py``): decided before
+any part runs (one line naming the flag if unusable), never over a file colorlib did not
+write (an earlier check's JSON is replaced), written atomically.
 """
 from __future__ import annotations
 
@@ -39,6 +43,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_outputs import choices, one_line_errors, output_file, positive_int, write_text, \
+    written_by
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / ".photos128"
@@ -119,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, required=True, help="write the results here")
     parser.add_argument("--tiny", action="store_true",
                         help="CPU, tiny set, two steps per stage: a check that the script works")
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--steps", type=positive_int, default=None,
                         help="optimisation steps per stage (default 60; tiny: 2)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to leave out: "
-                        "tests, benchmark, training")
+    parser.add_argument("--skip", default="", type=choices(("tests", "benchmark", "training")),
+                        help="comma-separated parts to leave out: tests, benchmark, training")
     args = parser.parse_args(argv)
+    with one_line_errors("gpu_check"):
+        output_file(args.json, "--json", is_ours=written_by("gpu_check.py"),
+                    what="a result of benchmarks/gpu_check.py")
     skip = set(filter(None, args.skip.split(",")))
     device = "cpu" if args.tiny else "cuda"
     if not args.tiny:
@@ -176,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = [name for name, part in result.items() if name != "meta" and not _ok(name, part)]
     result["ok"] = not failed
     result["failed"] = failed
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    with one_line_errors("gpu_check"):
+        write_text(args.json, json.dumps(result, indent=2, default=str) + "\n")
     over = "" if args.tiny or result["meta"]["seconds"] <= BUDGET_S else \
         f" (over the {BUDGET_S} s budget)"
     print(f"wrote {args.json}: {'ok' if not failed else 'FAILED: ' + ', '.join(failed)}, "

@@ -41,6 +41,14 @@ Every subprocess is logged to ``<out>/steps.jsonl`` with the commit it ran from,
 command, wall-clock and CPU seconds and the load average, so the report can say what ran
 where.
 
+Every file it writes follows colorlib's output rule (``benchmarks/bench_outputs.py``):
+``--out`` and, for ``report``, ``--results`` and ``--plot`` are decided before any work
+(one line naming the flag if unusable); ``--results`` and ``--plot`` never replace a file
+of the run they read (its steps log, checkpoints, scores, photos), nor a file colorlib did
+not write, but do replace the results file and plot an earlier report wrote; every file
+(the report, the plot, ``steps.jsonl``, the kept epochs, the seed's checkpoints) is written
+atomically, so a full disk keeps the earlier file and names it.
+
 No ImageNet weights can be had on this machine, so both ResNet18 encoders start from the
 same random initialisation. Checkpoints stay under ``--out`` (git-ignored): weights trained
 on the shared photos are never committed. ``report`` writes
@@ -58,6 +66,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench_outputs import append_line, count, different, input_folder, one_line_errors, \
+    output_file, output_folder, plot_output, positive_int, save_plot, seed, size, \
+    write_text, written_by
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -105,8 +117,7 @@ def logged_run(args, name: str, cmd: list[str], done=lambda: False) -> None:
            "cpu_seconds": round(_children_cpu() - cpu, 1),
            "loadavg_start": [round(x, 2) for x in load],
            "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
-    with open(args.out / "steps.jsonl", "a") as f:
-        f.write(json.dumps(rec) + "\n")
+    append_line(args.out / "steps.jsonl", json.dumps(rec))
     if proc.returncode and not done():
         raise SystemExit(f"step {name} failed (exit {proc.returncode}); run the same command "
                          "again to resume")
@@ -148,8 +159,16 @@ def gan_by_epoch(args, folder: Path, init: Path, extra: list[str] = ()) -> None:
         if snap.exists():
             continue
         colorlib_train(args, "gan", epoch, folder, ["--init", str(init), *extra])
-        shutil.copy2(folder / "gan.pt", snap.with_suffix(".tmp"))
-        os.replace(snap.with_suffix(".tmp"), snap)
+        keep_copy(folder / "gan.pt", snap)
+
+
+def keep_copy(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` atomically, with its times (as ``shutil.copy2`` does)."""
+    from colorlib.files import atomic_write
+
+    with open(src, "rb") as f:
+        atomic_write(dst, lambda out: shutil.copyfileobj(f, out, 1 << 22))
+    shutil.copystat(src, dst)
 
 
 # ---------------------------------------------------------------------- seed
@@ -214,11 +233,12 @@ def seed_train(args, stage: str, seconds: float) -> None:
                             "train_seconds": round(done, 2), "val_l1": loss})
         log(f"seed {stage}: step {step}, {done:.0f} s, val L1 {loss:.5f}")
 
-    def save() -> None:
-        tmp = state_path.with_suffix(".tmp")
-        torch.save({**{k: m.state_dict() for k, m in modules.items()}, "seconds": done,
-                    "step": step, "history": history, "val_history": val_history}, tmp)
-        os.replace(tmp, state_path)
+    def save() -> None:  # atomically: a full disk keeps the previous state and says so
+        from colorlib.checkpoint import save_checkpoint
+
+        save_checkpoint({**{k: m.state_dict() for k, m in modules.items()}, "seconds": done,
+                         "step": step, "history": history, "val_history": val_history},
+                        state_path)
 
     last_save = time.perf_counter()
     while done < seconds:
@@ -280,6 +300,8 @@ def evaluate(args, key: str, ckpt: Path) -> None:
     cmd = [sys.executable, "-m", "colorlib", "evaluate", "--checkpoint", str(ckpt),
            "--data", str(args.data / "val"), "--json", str(out), "--no-progress",
            "--device", args.device]
+    if out.exists():  # this run's report of an older checkpoint: replacing it is the point
+        cmd.append("--overwrite")
     # exit 1 with the report written: a photo could not be scored (the validation set has a
     # greyscale one, listed in the report as unusable), every other one was
     logged_run(args, f"evaluate/{key}", cmd, done)
@@ -552,7 +574,29 @@ def run_command(args) -> str:
     return " ".join(["nice -n 5 python benchmarks/long_run.py run", *flags])
 
 
+def report_inputs(args) -> list[tuple[str, list[Path]]]:
+    """What ``report`` reads: no output of it may replace one of these."""
+    return [("the run's steps log", [args.out / "steps.jsonl"]),
+            ("a checkpoint of --out", [args.out / rel for rel, _ in STAGE_CKPTS.values()]),
+            ("a score of --out", sorted((args.out / "eval").glob("*.json"))),
+            ("a photo of --data", [p for split in ("train", "val")
+                                   for p in sorted((args.data / split).glob("*.jpg"))])]
+
+
+def check_report_outputs(args) -> None:
+    """Decide ``--results`` and ``--plot`` before reading anything (one line if refused)."""
+    input_folder(args.out, "--out")
+    inputs = report_inputs(args)
+    plot = getattr(args, "plot", None)
+    different({"--results": args.results, "--plot": plot})
+    output_file(args.results, "--results", is_ours=written_by("long_run.py"),
+                what="a results file of benchmarks/long_run.py", inputs=inputs)
+    if plot is not None:
+        plot_output(plot, "--plot", inputs=inputs)
+
+
 def report(args) -> dict:
+    check_report_outputs(args)
     steps = step_log(args)
     stages = {k: r for k in STAGE_CKPTS if (r := stage_record(args, k, steps)) is not None}
     sc = scores(args)
@@ -575,7 +619,7 @@ def report(args) -> dict:
         "notes": list(getattr(args, "note", None) or []),
     }
     result["targets"] = targets(sc, stages)
-    args.results.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    write_text(args.results, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     log(f"wrote {args.results} ({result['status']})")
     if result["time_to_quality"] and getattr(args, "plot", None):
         plot_time_to_quality(result, args.plot)
@@ -609,8 +653,7 @@ def plot_time_to_quality(result: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_plot(fig, path, dpi=110)
 
 
 def run(args) -> None:
@@ -642,17 +685,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=ROOT.parent / "runs" / "long64",
                         help="run folder, outside the repository (default ../runs/long64)")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", type=size, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--device", default="cpu",
                         help="cpu (bf16 where the CPU has it) or cuda (mixed precision)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--save-every", type=int, default=100)
-    parser.add_argument("--pretrain-epochs", type=int, default=10)
-    parser.add_argument("--gan-epochs", type=int, default=5)
-    parser.add_argument("--baseline-epochs", type=int, default=10)
-    parser.add_argument("--classify-epochs", type=int, default=10)
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--save-every", type=count, default=100)
+    parser.add_argument("--pretrain-epochs", type=positive_int, default=10)
+    parser.add_argument("--gan-epochs", type=positive_int, default=5)
+    parser.add_argument("--baseline-epochs", type=positive_int, default=10)
+    parser.add_argument("--classify-epochs", type=positive_int, default=10)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--note", action="append",
                         help="report: a sentence on how this run deviated from the schedule")
@@ -665,14 +708,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    args.out = args.out.resolve()
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.command == "run":
-        run(args)
-    elif args.command == "evaluate":
-        evaluate_all(args)
-    else:
-        report(args)
+    with one_line_errors("long_run.py"):
+        args.out = args.out.resolve()
+        if args.command == "report":  # reads the run folder; writes --results and --plot
+            report(args)
+            return
+        output_folder(args.out, "--out")
+        if args.command == "run":
+            run(args)
+        else:
+            evaluate_all(args)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,14 @@
 What it trains and compares, the exact commands of the published run and its step counts:
 ``benchmarks/RESULTS.md``, section "Quality run". ``runs/`` is git-ignored: weights
 trained on the shared photos must never be committed or shipped.
+
+Every file it writes follows colorlib's output rule (``benchmarks/bench_outputs.py``):
+``--out`` and ``--publish`` are decided before any work (one line naming the flag if
+unusable); ``--publish``, ``<out>/results.json``, ``results.md``, ``logs/*.json`` and
+``eval/*.json`` never replace an input of the command (a checkpoint, a photo, a score) nor
+a file colorlib did not write, and replace their own earlier versions; all are written
+atomically (a full disk keeps the earlier file and names it). The subprocesses' logs
+(``logs/*.log``) are streamed, so that a crash keeps what they said.
 """
 from __future__ import annotations
 
@@ -23,6 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from bench_outputs import append_line, choices, count, different, input_folder, json_shaped, \
+    one_line_errors, output_file, output_folder, positive_int, positive_number, seed, size, \
+    text_starting, write_text, written_by
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -212,13 +224,15 @@ def evaluate_part(args) -> None:
     """Evaluate the models named in ``--only`` on the val photos; one JSON report each."""
     from colorlib.evaluate import evaluate_paths, find_eval_images, write_json
     from colorlib.inference import load_generator
+    from colorlib.outputs import is_colorlib_report
 
     paths = find_eval_images(args.data / "val")
     if args.limit:
         paths = paths[: args.limit]
-    keys = args.only.split(",")
+    keys = [key for key in args.only.split(",") if key]
     ckpts = {key: rel for key, _, rel in ROWS}
     need_baseline = "greyscale" in keys
+    todo = {}  # key -> checkpoint, each report decided before the first evaluation
     for key in keys:
         if key == "greyscale":
             continue  # scored alongside the first model evaluated in this part
@@ -227,6 +241,11 @@ def evaluate_part(args) -> None:
         if not ckpt.exists():
             log(f"skip {key}: {ckpt} missing")
             continue
+        output_file(args.out / "eval" / f"{key}.json", "--out", what="a colorlib evaluate report",
+                    is_ours=lambda p: is_colorlib_report(p, "evaluate"),
+                    inputs=[("the checkpoint", [ckpt]), ("a photo of --data", paths)])
+        todo[key] = ckpt
+    for key, ckpt in todo.items():
         baseline, need_baseline = need_baseline, False  # once, with the first model found
         log(f"evaluating {key} ({ckpt}) on {len(paths)} photos")
         start = time.perf_counter()
@@ -237,12 +256,13 @@ def evaluate_part(args) -> None:
         else:
             report = evaluate_paths(paths, checkpoint=ckpt, progress=False, baseline=baseline)
         report["seconds"] = round(time.perf_counter() - start, 1)
-        write_json(report, args.out / "eval" / f"{key}.json")
+        write_json(report, args.out / "eval" / f"{key}.json", replace=True)  # decided above
         log(f"{key}: {json.dumps({k: round(v, 3) for k, v in report['model'].items()})}")
 
 
 def evaluate(args) -> dict:
     """All models, in two processes side by side, then the merged table."""
+    check_report_outputs(args)
     cmds = [(f"evaluate_part{i}", _command("evaluate-part", args, only=",".join(part), threads=1,
                                            limit=args.limit))
             for i, part in enumerate(EVAL_PARTS)]
@@ -250,8 +270,37 @@ def evaluate(args) -> dict:
     return report(args)
 
 
+# What this script wrote earlier, by layout (run-folder files) or by its name (--publish).
+IS_SUMMARY = json_shaped(("images", "data", "metrics", "training", "machine"))
+IS_TABLE = text_starting("| model | steps (images seen) | train min |")
+IS_TRAIN_LOG = json_shaped(("pipeline", "stage", "steps"),
+                           lambda d: d["pipeline"] in ("colorlib", "seed"))
+
+
+def report_inputs(args) -> list[tuple[str, list[Path]]]:
+    """What ``report`` reads (and ``evaluate`` writes first): no summary may replace one."""
+    return [("a score of --out", sorted((args.out / "eval").glob("*.json"))),
+            ("a training log of --out", sorted((args.out / "logs").glob("*.json"))),
+            ("a checkpoint of --out", [args.out / rel for _, _, rel in ROWS if rel])]
+
+
+def check_report_outputs(args) -> None:
+    """Decide results.json, results.md and ``--publish`` before any work."""
+    inputs = report_inputs(args)
+    different({"<out>/results.json": args.out / "results.json",
+               "<out>/results.md": args.out / "results.md", "--publish": args.publish})
+    output_file(args.out / "results.json", "--out", is_ours=IS_SUMMARY,
+                what="a summary of benchmarks/quality_run.py", inputs=inputs)
+    output_file(args.out / "results.md", "--out", is_ours=IS_TABLE,
+                what="a table of benchmarks/quality_run.py", inputs=inputs)
+    if args.publish is not None:
+        output_file(args.publish, "--publish", is_ours=written_by("quality_run.py"),
+                    what="a published summary of benchmarks/quality_run.py", inputs=inputs)
+
+
 def report(args) -> dict:
     """Merge ``<out>/eval/*.json`` and the training logs into results.json and results.md."""
+    check_report_outputs(args)
     results, images = {}, None
     for key in [k for part in EVAL_PARTS for k in part]:
         f = args.out / "eval" / f"{key}.json"
@@ -264,12 +313,12 @@ def report(args) -> dict:
         images = rep["images"]
     summary = {"images": images, "data": str(args.data / "val"), "metrics": results,
                "training": _read_train_info(args.out), "machine": machine_info()}
-    (args.out / "results.json").write_text(json.dumps(summary, indent=1))
+    write_text(args.out / "results.json", json.dumps(summary, indent=1))
     table = markdown_table(summary)
-    (args.out / "results.md").write_text(table)
+    write_text(args.out / "results.md", table)
     print(table)
     if args.publish is not None:
-        args.publish.write_text(json.dumps(published(summary), indent=1) + "\n")
+        write_text(args.publish, json.dumps(published(summary), indent=1) + "\n")
         print(f"published: {args.publish}")
     return summary
 
@@ -364,12 +413,11 @@ def _command(kind: str, args, **extra) -> list[str]:
 def _run_parallel(cmds: list[tuple[str, list[str]]], args) -> None:
     logs = args.out / "logs"
     procs = []
-    with open(args.out / "commands.txt", "a") as f:
-        for name, cmd in cmds:
-            f.write(" ".join(cmd) + "\n")
-            log(f"start {name}: {' '.join(cmd)}")
-            procs.append((name, subprocess.Popen(cmd, cwd=ROOT, stdout=open(logs / f"{name}.log", "w"),
-                                                 stderr=subprocess.STDOUT)))
+    for name, cmd in cmds:
+        append_line(args.out / "commands.txt", " ".join(cmd))
+        log(f"start {name}: {' '.join(cmd)}")
+        procs.append((name, subprocess.Popen(cmd, cwd=ROOT, stdout=open(logs / f"{name}.log", "w"),
+                                             stderr=subprocess.STDOUT)))
     for name, p in procs:
         if p.wait() != 0:
             raise SystemExit(f"{name} failed (exit {p.returncode}); see {logs / (name + '.log')}")
@@ -377,7 +425,8 @@ def _run_parallel(cmds: list[tuple[str, list[str]]], args) -> None:
 
 
 def run_all(args) -> None:
-    (args.out / "logs").mkdir(parents=True, exist_ok=True)
+    output_folder(args.out / "logs", "--out")
+    check_report_outputs(args)
     t0 = time.perf_counter()
     log(f"machine: {machine_info()}")
     _run_parallel([("colorlib_pretrain", _command("colorlib", args, stage="pretrain", minutes=args.pretrain_min, threads=1)),
@@ -397,21 +446,23 @@ def main(argv=None) -> None:
                                          "report", "all"))
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "photos64")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--size", type=size, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--stage", choices=("baseline", "pretrain", "gan"))
-    parser.add_argument("--minutes", type=float, default=1.0)
-    parser.add_argument("--steps", type=int, default=0,
+    parser.add_argument("--minutes", type=positive_number, default=1.0)
+    parser.add_argument("--steps", type=count, default=0,
                         help="also stop after this many steps (to replay a run's exact step count)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--device", default="cpu", help="training device for both pipelines")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--filters", type=int, default=64, help="pix2pix U-Net width")
-    parser.add_argument("--limit", type=int, default=0, help="evaluate on the first N photos only")
-    parser.add_argument("--only", default="", help="evaluate-part: comma-separated model keys")
-    parser.add_argument("--pretrain-min", type=float, default=14)
-    parser.add_argument("--gan-min", type=float, default=7)
-    parser.add_argument("--baseline-min", type=float, default=7)
+    parser.add_argument("--seed", type=seed, default=0)
+    parser.add_argument("--filters", type=positive_int, default=64, help="pix2pix U-Net width")
+    parser.add_argument("--limit", type=count, default=0,
+                        help="evaluate on the first N photos only")
+    parser.add_argument("--only", default="", help="evaluate-part: comma-separated model keys",
+                        type=choices([key for part in EVAL_PARTS for key in part]))
+    parser.add_argument("--pretrain-min", type=positive_number, default=14)
+    parser.add_argument("--gan-min", type=positive_number, default=7)
+    parser.add_argument("--baseline-min", type=positive_number, default=7)
     parser.add_argument("--publish", type=Path, default=None,
                         help="report/evaluate/all: also write the run's committable numbers "
                              "here (e.g. figures/figures_run.json)")
@@ -420,19 +471,27 @@ def main(argv=None) -> None:
         raise SystemExit(f"--data: {args.data}/train not found (the shared photos are needed)")
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    with one_line_errors("quality_run.py"):
+        return run_kind(args)
+
+
+def run_kind(args) -> None:
     if args.kind == "all":
         return run_all(args)
     if args.kind in ("evaluate", "evaluate-part", "report"):
+        input_folder(args.out, "--out")
         {"evaluate": evaluate, "evaluate-part": evaluate_part, "report": report}[args.kind](args)
         return
     if args.stage is None or (args.kind == "seed" and args.stage == "baseline"):
         raise SystemExit("--stage: colorlib takes baseline/pretrain/gan, seed takes pretrain/gan")
+    output_folder(args.out / "logs", "--out")
+    train_log = output_file(args.out / "logs" / f"{args.kind}_{args.stage}.json", "--out",
+                            is_ours=IS_TRAIN_LOG, what="a training log of this script")
     info = (train_colorlib if args.kind == "colorlib" else train_seed)(args)
     info.update(threads=args.threads, size=args.size, batch_size=args.batch_size,
                 minutes_budget=args.minutes, loadavg_end=os.getloadavg(),
                 cpu_seconds=round(time.process_time(), 1))  # this process, imports included
-    (args.out / "logs").mkdir(parents=True, exist_ok=True)
-    (args.out / "logs" / f"{args.kind}_{args.stage}.json").write_text(json.dumps(info, indent=1))
+    write_text(train_log, json.dumps(info, indent=1))
     log(f"finished: {json.dumps({k: v for k, v in info.items() if k != 'last'})}")
 
 

@@ -4,12 +4,22 @@
 
 ``--repeat``: further runs of the same command, whose ratios are listed
 beside the main run's to show how much the numbers move between runs.
+
+``--md`` and ``--png`` follow colorlib's output rule (``benchmarks/bench_outputs.py``):
+decided before anything is drawn (one line naming the flag if unusable); never over an
+input (the results JSON, a ``--repeat`` file), nor over a file colorlib did not write: a
+markdown file without the marker below is the user's and is kept; a table and a plot this
+script wrote earlier are replaced (``--md`` keeps its hand-written tail). Both are written
+atomically, so a full disk keeps the earlier file and names it.
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+from bench_outputs import CLIError, different, input_file, one_line_errors, output_file, \
+    plot_output, save_plot, text_starting, write_text
 
 HERE = Path(__file__).resolve().parent
 
@@ -77,9 +87,7 @@ def plot(results: dict, path: Path) -> Path:
     ax.set_title(f"{meta['device']} ({meta['machine']['cpu']}, {meta['machine']['cores']} cores), "
                  f"{meta['date'][:10]}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_plot(fig, path, dpi=120)
 
 
 def repeats_table(results: dict, repeats: list[dict]) -> list[str]:
@@ -92,11 +100,14 @@ def repeats_table(results: dict, repeats: list[dict]) -> list[str]:
     return rows
 
 
+TITLE = "# Speed: colorlib against the seed tutorial's pipeline"  # how a table of ours starts
+
+
 def markdown(results: dict, png: str, repeats: list[dict] = (), tail: str = KEEP_MARKER) -> str:
     meta = results["meta"]
     m = meta["machine"]
     lines = [
-        "# Speed: colorlib against the seed tutorial's pipeline",
+        TITLE,
         "",
         f"Measured by `{meta['command']}` on {meta['date']}.",
         "",
@@ -141,14 +152,34 @@ def main(argv=None) -> int:
     p.add_argument("--png", type=Path, default=HERE / "results.png")
     p.add_argument("--repeat", type=Path, nargs="*", default=[], help="other runs' JSON files")
     args = p.parse_args(argv)
-    results = json.loads(args.json.read_text())
-    repeats = [json.loads(r.read_text()) for r in args.repeat]
-    plot(results, args.png)
-    text = markdown(results, args.png.name, repeats, hand_written(args.md))
-    if args.md is not None:
-        args.md.write_text(text)
+    with one_line_errors("report.py"):
+        inputs = [("the results JSON", [input_file(args.json, "json")]),
+                  ("a --repeat file", [input_file(r, "--repeat") for r in args.repeat])]
+        different({"--png": args.png, "--md": args.md})
+        plot_output(args.png, "--png", inputs=inputs)
+        if args.md is not None:
+            output_file(args.md, "--md", is_ours=text_starting(TITLE, contains=KEEP_MARKER),
+                        what="a results table of benchmarks/report.py", inputs=inputs)
+        results = read_results(args.json, "json")
+        repeats = [read_results(r, "--repeat") for r in args.repeat]
+        plot(results, args.png)
+        text = markdown(results, args.png.name, repeats, hand_written(args.md))
+        if args.md is not None:
+            write_text(args.md, text)
     print(text)
     return 0
+
+
+def read_results(path: Path, flag: str) -> dict:
+    """A results file of ``benchmarks/run.py`` (one line naming the flag if it is not one)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise CLIError(f"{flag}: {path}: not a results file of benchmarks/run.py "
+                       f"({getattr(err, 'strerror', None) or err})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("meta"), dict):
+        raise CLIError(f"{flag}: {path}: not a results file of benchmarks/run.py (no meta)")
+    return data
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ Measures (images or photos per second, seed and colorlib): ``lab_batch_conversio
 ``inference_fullres``; ``*_vs_seed_malloc`` against the seed given colorlib's malloc
 settings, ``*_cpu_amp`` / ``*_amp`` with colorlib's opt-in bf16. How they are measured,
 and the results: ``benchmarks/RESULTS.md`` (``benchmarks/report.py`` writes its tables).
+
+``--json`` follows colorlib's output rule (``benchmarks/bench_outputs.py``): decided before
+anything is measured (one line naming the flag if unusable), never over an input (a photo
+it measures, the seed's code) nor over a file colorlib did not write; an earlier results
+file of this script is replaced; written atomically (a full disk keeps the earlier file).
 """
 from __future__ import annotations
 
@@ -30,6 +35,9 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from bench_outputs import CLIError, choices, count, one_line_errors, output_file, positive_int, \
+    write_text, written_by
 
 REPO = Path(__file__).resolve().parents[1]
 # The seed's code and the photos; a GPU machine that got the working tree only is pointed
@@ -603,18 +611,28 @@ def machine() -> dict:
             "numpy": np.__version__}
 
 
+PARTS = ("data", "pretrain", "gan", "inference")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer images and rounds (<10 min on 2 CPU cores)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=count, default=None,
                    help="loader worker processes, the same for both peers (default: CPU cores)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads in the main process, both peers (default: CPU cores)")
-    p.add_argument("--only", default=None,
+    p.add_argument("--only", default=None, type=choices(PARTS),
                    help="comma-separated subset of: data, pretrain, gan, inference")
     p.add_argument("--json", type=Path, required=True, help="write the results here")
     return p.parse_args(argv)
+
+
+def check_json(path: Path, inputs: list[Path]) -> Path:
+    """Decide ``--json`` before anything is measured (one line naming it if refused)."""
+    return output_file(path, "--json", is_ours=written_by("run.py"),
+                       what="a results file of benchmarks/run.py",
+                       inputs=[("a photo it measures or the seed's code", inputs)])
 
 
 def main(argv=None) -> int:
@@ -623,16 +641,27 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning)
     from colorlib.device import resolve_device
 
+    with one_line_errors("run.py"):
+        try:
+            device = resolve_device(args.device)
+        except ValueError as err:  # names --device
+            raise CLIError(str(err)) from None
+        return measure_all(args, device)
+
+
+def measure_all(args, device: torch.device) -> int:
     cores = os.cpu_count() or 1
-    s = Settings(quick=args.quick, device=resolve_device(args.device),
+    s = Settings(quick=args.quick, device=device,
                  workers=cores if args.workers is None else args.workers,
                  threads=cores if args.threads is None else args.threads,
                  data_images=320 if args.quick else 1600, rounds=3 if args.quick else 5,
                  photos=16 if args.quick else 48)
     torch.set_num_threads(s.threads)
     seed = seed_module()
-    parts = set((args.only or "data,pretrain,gan,inference").split(","))
+    parts = set(filter(None, (args.only or "data,pretrain,gan,inference").split(",")))
     paths, source = photo_list(s.data_images)
+    photos = photo_list(s.photos)[0] if "inference" in parts else []
+    check_json(args.json, [*paths, *photos, SHARED / "reference" / "seed_tutorial.py"])
     results: dict = {}
     started = time.perf_counter()
     if "data" in parts:
@@ -643,7 +672,6 @@ def main(argv=None) -> int:
     # inference came out up to 30% slower (colorlib's did not), whatever state the
     # training phases leave the machine's memory in. Measured first, the seed gets its best.
     if "inference" in parts:
-        photos = photo_list(s.photos)[0]
         results.update(measure_inference(photos, s))
         report(results)
     if "pretrain" in parts:
@@ -660,8 +688,7 @@ def main(argv=None) -> int:
             "train_size_px": s.train_size, "images": source, "data_images": len(paths),
             "rounds": s.rounds, "quick": s.quick,
             "seconds": round(time.perf_counter() - started, 1)}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
+    write_text(args.json, json.dumps({"meta": meta, **results}, indent=2) + "\n")
     print(f"wrote {args.json} ({meta['seconds']:.0f} s)")
     return 0
 

@@ -527,7 +527,11 @@ def cmd_evaluate(args) -> int:
 
 
 def _ensure_writable_file(path: Path, flag: str) -> None:
-    """Check that ``path`` can be written (its folder writable, not a folder itself)."""
+    """Check that ``path`` can be written (its folder writable, not a folder itself, not a
+    symbolic link to nowhere)."""
+    if path.is_symlink() and not path.exists():
+        raise CLIError(f"{flag}: {path} is a symbolic link to {os.readlink(path)}, which does "
+                       "not exist")
     if path.is_dir():
         raise CLIError(f"{flag}: {path} is a folder; give a file name, e.g. {path / 'report.json'}")
     _ensure_writable_dir(path.parent, flag)

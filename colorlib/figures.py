@@ -35,15 +35,13 @@ def save_figure(fig, path: str | Path, dpi: int = 110, legacy_ok: bool = False) 
     marked figures out (:func:`colorlib.images.is_colorlib_output`).
     """
     from .files import atomic_write
-    from .images import FIGURE_MARKER, software_of
+    from .images import FIGURE_MARKER
     from .outputs import OutputRefused
 
     path = Path(path)
     try:
         if os.path.lexists(path):
-            software = software_of(path) or ""
-            if path.is_dir() or not (software == FIGURE_MARKER or (
-                    legacy_ok and software.startswith("Matplotlib"))):
+            if path.is_dir() or not is_colorlib_figure(path, legacy_ok):
                 raise OutputRefused(f"{path} exists and was not written by colorlib; kept it "
                                     "(choose another name or folder, or move that file away)")
         fmt = (path.suffix[1:] or "png").lower()
@@ -61,6 +59,15 @@ def save_figure(fig, path: str | Path, dpi: int = 110, legacy_ok: bool = False) 
     finally:
         _plt().close(fig)
     return path
+
+
+def is_colorlib_figure(path: str | Path, legacy_ok: bool = False) -> bool:
+    """True if ``path`` is a figure :func:`save_figure` may replace: one colorlib drew (its
+    Software field), or with ``legacy_ok`` one matplotlib made before the marker existed."""
+    from .images import FIGURE_MARKER, software_of
+
+    software = software_of(path) or ""
+    return software == FIGURE_MARKER or (legacy_ok and software.startswith("Matplotlib"))
 
 
 def lab_axis_cmap(channel: int, lightness: float = 70.0):
