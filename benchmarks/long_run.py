@@ -35,7 +35,8 @@ Optional steps, only with ``--optional``, and only after steps 1-5 are done:
 ``gan_lowlr`` (the same fine-tuning with a 4x lower generator learning rate),
 ``seed_gan`` (the seed's GAN loop for the same seconds as step 2) and ``classify``
 (the ResNet18 U-Net predicting a*b* classes, Zhang et al.'s loss, ``--classify-epochs``
-(10) epochs; notebook 04).
+(10) epochs; notebook 04), scored twice: decoded with the annealed mean at T = 0.38, as
+everywhere, and with the plain mean (T = 1) as the decoding's ablation.
 
 Every subprocess is logged to ``<out>/steps.jsonl`` with the commit it ran from, its
 command, wall-clock and CPU seconds and the load average, so the report can say what ran
@@ -289,7 +290,7 @@ MODELS = {  # key: checkpoint relative to --out
 }
 
 
-def evaluate(args, key: str, ckpt: Path) -> None:
+def evaluate(args, key: str, ckpt: Path, extra: tuple[str, ...] = ()) -> None:
     out = args.out / "eval" / f"{key}.json"
 
     def done() -> bool:
@@ -299,7 +300,7 @@ def evaluate(args, key: str, ckpt: Path) -> None:
         return
     cmd = [sys.executable, "-m", "colorlib", "evaluate", "--checkpoint", str(ckpt),
            "--data", str(args.data / "val"), "--json", str(out), "--no-progress",
-           "--device", args.device]
+           "--device", args.device, *extra]
     if out.exists():  # this run's report of an older checkpoint: replacing it is the point
         cmd.append("--overwrite")
     # exit 1 with the report written: a photo could not be scored (the validation set has a
@@ -325,6 +326,9 @@ def evaluate_all(args) -> None:
     snap = args.out / "colorlib" / "gan_epochs" / f"gan_e{best}.pt"
     if best is not None and best != args.gan_epochs and snap.is_file():
         evaluate(args, f"colorlib_gan_e{best}", snap)
+    classify = args.out / MODELS["colorlib_classify"]
+    if classify.is_file():  # the ablation of the decoding: the plain mean instead of T = 0.38
+        evaluate(args, "colorlib_classify_mean", classify, ("--temperature", "1"))
 
 
 # -------------------------------------------------------------------- report

@@ -34,6 +34,7 @@ MODEL_LABELS = {
     "seed_pretrain": "seed tutorial, L1 pretraining",
     "seed_gan": "seed tutorial, + GAN fine-tuning",
     "colorlib_classify": "ResNet18 U-Net, colour classes (T = 0.38)",
+    "colorlib_classify_mean": "colour classes, decoded by the plain mean (T = 1)",
 }
 
 # A quoted number: digits (maybe signed, with thousands commas and decimals),
