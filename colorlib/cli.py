@@ -490,7 +490,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_paths, find_eval_images, format_table, write_json
+    from .evaluate import EvalSettings, evaluate_paths, find_eval_images, format_table, write_json
     from .outputs import check_output, is_colorlib_report
 
     if args.json is not None:  # found out now, not after an hour of evaluating
@@ -502,10 +502,10 @@ def cmd_evaluate(args) -> int:
         args.json, "--json", overwrite=args.overwrite, what="a report",
         is_ours=lambda p: is_colorlib_report(p, "evaluate"),
         inputs=[("the --checkpoint", [args.checkpoint]), ("a photo of --data", paths)])
-    report = evaluate_paths(paths, checkpoint=args.checkpoint, max_side=args.size,
-                            device=args.device, progress=not args.no_progress,
-                            max_pixels=_max_pixels(args), arch=args.arch,
+    settings = EvalSettings(max_side=args.size, max_pixels=_max_pixels(args), arch=args.arch,
                             model_size=args.model_size, temperature=args.temperature)
+    report = evaluate_paths(paths, checkpoint=args.checkpoint, device=args.device,
+                            progress=not args.no_progress, settings=settings)
     for item in report["failed"]:
         print(f"colorlib: error: {item['file']}: {item['error']} (not counted)", file=sys.stderr)
     for item in report["unusable"]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -148,12 +149,25 @@ def evaluate_image(path: Path, colorize_fn: ColorizeFn, max_side: int | None = N
     return record
 
 
+@dataclass(frozen=True)
+class EvalSettings:
+    """How :func:`evaluate_paths` reads the photos and, for a checkpoint, loads its generator.
+
+    The defaults score every photo at its full size with the checkpoint's own
+    settings; ``colorlib evaluate`` sets these from its flags.
+    """
+
+    max_side: int | None = None  # shrink photos so the longer side is at most this (--size)
+    max_pixels: int | None = None  # refuse larger photos (None: colorlib's own limit)
+    arch: str | None = None  # plain generator weights only: the generator they hold
+    model_size: int = 256  # with ``arch``: the size it was trained at
+    temperature: float | None = None  # a classify checkpoint: decode at this temperature
+
+
 def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | None = None,
-                   colorize_fn: ColorizeFn | None = None, max_side: int | None = None,
-                   device: str | None = None, progress: bool = True,
-                   histograms: bool = False, baseline: bool = True,
-                   max_pixels: int | None = None, arch: str | None = None,
-                   model_size: int = 256, temperature: float | None = None) -> dict:
+                   colorize_fn: ColorizeFn | None = None, device: str | None = None,
+                   progress: bool = True, histograms: bool = False, baseline: bool = True,
+                   settings: EvalSettings = EvalSettings()) -> dict:
     """Evaluate a checkpoint (or any ``colorize_fn``) on ``paths``; return the report.
 
     The report: ``images`` (how many were evaluated), ``model`` and
@@ -164,6 +178,8 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     greyscale, too small). One bad photo never stops the others. With
     ``histograms``, ``ab_histograms`` holds 2-D ab histograms
     (:func:`colorlib.metrics.ab_histogram`) of all outputs and all truths.
+    ``settings`` (:class:`EvalSettings`): photo size limits and how a plain
+    weights file or a classify checkpoint is read.
 
     Shown in notebook 07.
     """
@@ -172,14 +188,15 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     if (checkpoint is None) == (colorize_fn is None):
         raise ValueError("evaluate_paths: pass exactly one of checkpoint= or colorize_fn=")
     if colorize_fn is None:
-        colorize_fn = checkpoint_colorizer(checkpoint, device, arch, model_size, temperature)
+        colorize_fn = checkpoint_colorizer(checkpoint, device, settings.arch, settings.model_size,
+                                           settings.temperature)
     bins = (AB_HISTOGRAM_BINS, AB_HISTOGRAM_BINS)
     hist = {"model": np.zeros(bins), "truth": np.zeros(bins)} if histograms else None
     per_image, failed, unusable = [], [], []
     for path in tqdm(list(paths), desc="evaluating", disable=not progress or len(paths) < 2):
         try:
-            per_image.append(evaluate_image(Path(path), colorize_fn, max_side, hist, baseline,
-                                            max_pixels))
+            per_image.append(evaluate_image(Path(path), colorize_fn, settings.max_side, hist,
+                                            baseline, settings.max_pixels))
         except ImageReadError as err:
             failed.append({"file": err.path, "error": err.reason})
         except UnusablePhoto as err:
@@ -190,7 +207,8 @@ def evaluate_paths(paths: Sequence[str | os.PathLike], checkpoint: str | os.Path
     report = {
         "images": len(per_image),
         "checkpoint": None if checkpoint is None else str(checkpoint),
-        "settings": {"max_side": max_side, "grey_chroma": GREY_CHROMA, "auc_thresholds": "0-150",
+        "settings": {"max_side": settings.max_side, "grey_chroma": GREY_CHROMA,
+                     "auc_thresholds": "0-150",
                      # a classify checkpoint: the temperature its colour classes were decoded at
                      **({"temperature": colorize_fn.config.temperature}
                         if getattr(getattr(colorize_fn, "config", None), "classes", 0) else {})},

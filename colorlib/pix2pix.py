@@ -27,12 +27,29 @@ around the steps are :class:`colorlib.train.Trainer`'s. Taught in notebook 03
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from .device import MixedPrecision, same_layout
 from .losses import LAMBDA_L1, GANLoss, l1_loss, l1_term
 from .stages import PIX2PIX_BETAS, PIX2PIX_LR
+
+
+@dataclass(frozen=True)
+class AdamSettings:
+    """The learning rates and betas of the generator's and the discriminator's Adam.
+
+    The defaults are pix2pix's for both networks (:data:`colorlib.stages.PIX2PIX_LR`,
+    :data:`~colorlib.stages.PIX2PIX_BETAS`); a stage's own come from
+    :meth:`colorlib.train.TrainConfig.adam`.
+    """
+
+    lr_g: float = PIX2PIX_LR
+    lr_d: float = PIX2PIX_LR
+    betas_g: tuple[float, float] = PIX2PIX_BETAS
+    betas_d: tuple[float, float] = PIX2PIX_BETAS
 
 
 class NonFiniteLossError(RuntimeError):
@@ -113,21 +130,19 @@ def check_finite(name: str, loss: torch.Tensor) -> None:
 class Pix2Pix:
     """Generator G: L -> ab; with a discriminator D: (L, ab) -> real/fake per 70x70 patch.
 
-    ``net_D=None`` gives the L1-only model of pretraining. Learning rates and
-    betas default to pix2pix's (:data:`colorlib.stages.PIX2PIX_LR`,
-    :data:`~colorlib.stages.PIX2PIX_BETAS`); ``amp`` switches on
+    ``net_D=None`` gives the L1-only model of pretraining. ``adam``: the
+    optimisers' learning rates and betas (:class:`AdamSettings`, pix2pix's by
+    default); ``amp`` switches on
     mixed precision (see :class:`colorlib.device.MixedPrecision`; default fp32).
     """
 
     def __init__(self, net_G: nn.Module, net_D: nn.Module | None = None, *,
-                 lr_g: float = PIX2PIX_LR, lr_d: float = PIX2PIX_LR,
-                 betas_g: tuple[float, float] = PIX2PIX_BETAS,
-                 betas_d: tuple[float, float] = PIX2PIX_BETAS,
-                 lambda_l1: float = LAMBDA_L1, gan_mode: str = "vanilla",
-                 amp: MixedPrecision | None = None):
+                 adam: AdamSettings = AdamSettings(), lambda_l1: float = LAMBDA_L1,
+                 gan_mode: str = "vanilla", amp: MixedPrecision | None = None):
         self.net_G, self.net_D = net_G, net_D
-        self.opt_G = make_adam(net_G.parameters(), lr_g, betas_g)
-        self.opt_D = make_adam(net_D.parameters(), lr_d, betas_d) if net_D is not None else None
+        self.opt_G = make_adam(net_G.parameters(), adam.lr_g, adam.betas_g)
+        self.opt_D = make_adam(net_D.parameters(), adam.lr_d, adam.betas_d) \
+            if net_D is not None else None
         self.gan_loss = GANLoss(gan_mode)
         self.lambda_l1 = lambda_l1
         self.amp = amp if amp is not None else MixedPrecision()

@@ -39,7 +39,7 @@ from .data import (DataConfig, ColorizationDataset, drop_unreadable, make_loader
 from .device import DevicePolicy, resolve_device
 from .losses import LAMBDA_L1, l1_loss
 from .networks import ModelConfig, build_discriminator, build_generator
-from .pix2pix import NonFiniteLossError, Pix2Pix
+from .pix2pix import AdamSettings, NonFiniteLossError, Pix2Pix
 from .runs import RunLock, StepGuard, TrainingInterrupted, check_resume, run_record
 from .stages import PIX2PIX_BETAS, PIX2PIX_LR, get_stage
 
@@ -81,6 +81,11 @@ class TrainConfig:
     @property
     def generator_betas(self) -> tuple[float, float]:
         return get_stage(self.stage).betas_g or (self.beta1, self.beta2)
+
+    def adam(self) -> AdamSettings:
+        """Both optimisers' settings for this stage (the generator's may be the stage's own)."""
+        return AdamSettings(lr_g=self.generator_lr, lr_d=self.lr_d, betas_g=self.generator_betas,
+                            betas_d=(self.beta1, self.beta2))
 
 
 @dataclass
@@ -202,10 +207,9 @@ class Trainer:
             _load_init(net_G, init, model_cfg)
             described = f"init from {Path(init).name}"
         net_D = build_discriminator(model_cfg) if stage.adversarial else None
-        model = Pix2Pix(policy.place(net_G), policy.place(net_D),
-                        lr_g=cfg.generator_lr, lr_d=cfg.lr_d, betas_g=cfg.generator_betas,
-                        betas_d=(cfg.beta1, cfg.beta2), lambda_l1=cfg.lambda_l1,
-                        gan_mode=cfg.gan_mode, amp=policy.mixed_precision())
+        model = Pix2Pix(policy.place(net_G), policy.place(net_D), adam=cfg.adam(),
+                        lambda_l1=cfg.lambda_l1, gan_mode=cfg.gan_mode,
+                        amp=policy.mixed_precision())
         return cls(model, policy, cfg, model_cfg, described)
 
     # Short names for what notebooks and reports read most.

@@ -21,7 +21,7 @@ from colorlib.checkpoint import load_checkpoint, restore_rng_state, rng_state, s
 from colorlib.data import ColorizationDataset, find_images, make_loader
 from colorlib.device import DevicePolicy, MixedPrecision
 from colorlib.networks import ModelConfig, build_discriminator, build_generator
-from colorlib.pix2pix import Pix2Pix
+from colorlib.pix2pix import AdamSettings, Pix2Pix
 from colorlib.train import TrainConfig, Trainer
 
 # kornia against skimage, in Lab units (L 0-100, a*b* about +-110; a just-noticeable
@@ -81,8 +81,7 @@ def fp16_trainer(amp_dtype=torch.float16, stage="baseline", seed=0) -> Trainer:
     cfg = TrainConfig(stage=stage, epochs=1000, seed=seed, max_steps=None)
     policy = DevicePolicy(torch.device("cpu"), amp_dtype, channels_last=False)
     net_D = build_discriminator(model_cfg) if stage != "pretrain" else None
-    model = Pix2Pix(build_generator(model_cfg, weights=None), net_D, lr_g=cfg.generator_lr,
-                    lr_d=cfg.lr_d, betas_g=cfg.generator_betas, betas_d=(cfg.beta1, cfg.beta2),
+    model = Pix2Pix(build_generator(model_cfg, weights=None), net_D, adam=cfg.adam(),
                     lambda_l1=cfg.lambda_l1, gan_mode=cfg.gan_mode,
                     amp=policy.mixed_precision())
     return Trainer(model, policy, cfg, model_cfg)
@@ -243,9 +242,8 @@ def test_cuda_mixed_precision_steps_and_resume(dtype, tmp_path, tiny_root):
         cfg = ModelConfig(arch="pix2pix_unet", size=64, num_filters=16)
         policy = DevicePolicy(torch.device("cuda"), dtype, channels_last=True)
         model = Pix2Pix(policy.place(build_generator(cfg, weights=None)),
-                        policy.place(build_discriminator(cfg)), lr_g=2e-4, lr_d=2e-4,
-                        betas_g=(0.5, 0.999), betas_d=(0.5, 0.999), lambda_l1=100.0,
-                        gan_mode="vanilla", amp=policy.mixed_precision())
+                        policy.place(build_discriminator(cfg)), adam=AdamSettings(),
+                        lambda_l1=100.0, gan_mode="vanilla", amp=policy.mixed_precision())
         return Trainer(model, policy, TrainConfig(stage="baseline", epochs=1000), cfg)
 
     reference = train_to(build(), gpu_loader, 4)

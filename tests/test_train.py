@@ -11,7 +11,7 @@ from colorlib.data import ColorizationDataset, DataConfig, make_loader, prepare_
 from colorlib.inference import Colorizer
 from colorlib.losses import l1_loss
 from colorlib.networks import ModelConfig, build_discriminator, build_generator
-from colorlib.pix2pix import Pix2Pix
+from colorlib.pix2pix import AdamSettings, Pix2Pix
 from colorlib.stages import STAGES
 from colorlib.train import Callback, EveryEpoch, TrainConfig, Trainer, train_stage
 
@@ -91,7 +91,7 @@ def test_l1_steps_reduce_the_loss_on_a_fixed_batch():
     """The L1-only step of pretraining (a small generator: the step is the same for any)."""
     torch.manual_seed(0)
     model = Pix2Pix(build_generator(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8)),
-                    lr_g=1e-3)
+                    adam=AdamSettings(lr_g=1e-3))
     L, ab = _batch()
     first = model.l1_step(L, ab)["loss_G_L1"]
     assert first == pytest.approx(l1_loss(model.fake_ab, ab).item())
