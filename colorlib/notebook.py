@@ -289,6 +289,7 @@ def show_source(obj, title: bool = True) -> None:
     """
     from IPython.display import Code, Markdown, display
 
+    obj = inspect.unwrap(obj)  # a decorated function (torch.no_grad) is named by its own file
     try:
         lines, start = inspect.getsourcelines(obj)
         path = Path(inspect.getsourcefile(obj))

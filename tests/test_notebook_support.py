@@ -112,6 +112,19 @@ def test_show_source_displays_colorlib_code(monkeypatch):
     assert "<div" in shown[-1]._repr_html_()  # highlighted, not plain text
 
 
+def test_show_source_names_the_file_of_a_decorated_function(monkeypatch):
+    """``torch.no_grad`` wraps ``decodings``: the title names colorlib's file, not torch's."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    from colorlib.classify import decodings
+
+    nb.show_source(decodings)
+    assert "`decodings` from `colorlib/classify.py`" in shown[0].data
+    assert "def decodings(" in shown[-1].data
+
+
 def test_show_source_refuses_objects_without_source():
     with pytest.raises(TypeError, match="no source"):
         nb.show_source(len)
