@@ -63,11 +63,25 @@ def save_figure(fig, path: str | Path, dpi: int = 110, legacy_ok: bool = False) 
 
 def is_colorlib_figure(path: str | Path, legacy_ok: bool = False) -> bool:
     """True if ``path`` is a figure :func:`save_figure` may replace: one colorlib drew (its
-    Software field), or with ``legacy_ok`` one matplotlib made before the marker existed."""
+    Software field), or with ``legacy_ok`` one matplotlib made before the marker existed
+    (a PNG marked by matplotlib, or an unmarked image such as its JPEGs)."""
     from .images import FIGURE_MARKER, software_of
 
-    software = software_of(path) or ""
-    return software == FIGURE_MARKER or (legacy_ok and software.startswith("Matplotlib"))
+    software = software_of(path)
+    if software == FIGURE_MARKER:
+        return True
+    # matplotlib marks its PNGs; its JPEGs (through Pillow) carry no Software field at all
+    return legacy_ok and (software.startswith("Matplotlib") if software else _is_image(path))
+
+
+def _is_image(path: str | Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            return True
+    except Exception:  # noqa: BLE001 - not an image: nobody's figure
+        return False
 
 
 def lab_axis_cmap(channel: int, lightness: float = 70.0):

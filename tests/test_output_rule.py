@@ -435,3 +435,31 @@ def test_figures_replace_only_what_colorlib_drew(tmp_path):
     assert is_colorlib_output(mine)  # marked now, and left out of photo scans
     save_figure(figures[2], mine)  # its own figure: replaced without a flag
     assert not any(plt.fignum_exists(f.number) for f in figures)  # closed, refused or saved
+
+
+def test_an_older_unmarked_jpeg_figure_is_replaced_only_in_colorlibs_own_folder(tmp_path):
+    """matplotlib's JPEGs carry no Software field: before the marker, colorlib's JPEG figures
+    (figures/07_*.jpg) had none either. They are replaced in colorlib's folders only, and a
+    text file there is still nobody's figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from colorlib.figures import save_figure
+
+    old = tmp_path / "07_best_worst.jpg"
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(old)
+    plt.close(fig)
+    before = old.read_bytes()
+    with pytest.raises(FileExistsError, match="not written by colorlib"):
+        save_figure(plt.figure(figsize=(1, 1)), old)
+    assert old.read_bytes() == before
+    save_figure(plt.figure(figsize=(1, 1)), old, legacy_ok=True)
+    assert old.read_bytes() != before
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not an image")
+    with pytest.raises(FileExistsError, match="not written by colorlib"):
+        save_figure(plt.figure(figsize=(1, 1)), notes, legacy_ok=True)
+    assert notes.read_text() == "not an image"
