@@ -326,9 +326,9 @@ def report(args) -> dict:
 def published(summary: dict) -> dict:
     """What may be committed about a run: its numbers, never its weights or photos.
 
-    ``figures/figures_run.json`` is this for the run the committed figures
-    come from; ``figures/README.md`` quotes it with ``<!--q:figures_run:KEY-->``
-    markers, which ``tests/test_quoted_numbers.py`` checks.
+    Prose can quote such a file with ``<!--q:NAME:KEY-->`` markers once
+    ``tests/test_quoted_numbers.py`` lists it in its SOURCES (none today: the
+    committed figures come from the long run, ``colorlib/published_results.json``).
     """
     keep = ("steps", "images_seen", "epochs", "seconds", "minutes_budget", "threads", "size",
             "batch_size", "cpu_seconds")
@@ -465,7 +465,7 @@ def main(argv=None) -> None:
     parser.add_argument("--baseline-min", type=positive_number, default=7)
     parser.add_argument("--publish", type=Path, default=None,
                         help="report/evaluate/all: also write the run's committable numbers "
-                             "here (e.g. figures/figures_run.json)")
+                             "here (a JSON file of numbers only)")
     args = parser.parse_args(argv)
     if not (args.data / "train").is_dir():
         raise SystemExit(f"--data: {args.data}/train not found (the shared photos are needed)")

@@ -39,8 +39,8 @@ MODEL_LABELS = {
 
 # A quoted number: digits (maybe signed, with thousands commas and decimals),
 # an optional unit, then the marker with its dotted key and optional scale.
-# The key may name another results file first: ``<!--q:figures_run:training.x.steps-->``
-# quotes ``figures/figures_run.json`` (the run the committed figures come from).
+# The key may name another results file first (``<!--q:name:training.x.steps-->``), one
+# that tests/test_quoted_numbers.py lists in its SOURCES; an unknown name fails that test.
 QUOTE = re.compile(r"([+-]?\d[\d,]*(?:\.\d+)?)\s*(?:%|dB|px|min|s)?\s*"
                    r"<!--q:((?:[a-z_]+:)?[A-Za-z0-9_.\-]+)(?:\*(\d+))?-->")
 
@@ -93,14 +93,16 @@ def agrees(written: str, value: float, scale: int = 1) -> bool:
 
 def scores_table(results: dict | None = None, keys: Iterable[str] | None = None,
                  marked: bool = False) -> str:
-    """A markdown table of the scores of ``keys`` (default: every scored model).
+    """A markdown table of the scores of ``keys`` (default: every scored model with a label,
+    in :data:`MODEL_LABELS` order; a kept epoch's raw copy, such as ``colorlib_gan_e1``,
+    appears as the variant that names it).
 
     ``marked=True`` follows every number with its quote marker (for prose that
     ``tests/test_quoted_numbers.py`` checks, such as the README's results table).
     """
     results = load_results() if results is None else results
     scores = results["scores"]
-    keys = [k for k in (keys or scores) if k in scores]
+    keys = [k for k in (keys or MODEL_LABELS) if k in scores]
     head = "| model | " + " | ".join(c[1] for c in SCORE_COLUMNS) + " |"
     lines = [head, "|---|" + "---|" * len(SCORE_COLUMNS)]
     for key in keys:
