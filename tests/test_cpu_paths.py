@@ -59,12 +59,13 @@ def _continue_in_subprocess(tmp_path: Path, name: str, capability: str | None) -
 def test_avx2_kernels_and_this_machines_kernels_agree_within_the_fixture_tolerance(tmp_path):
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("ATEN_CPU_CAPABILITY=avx2 exists on x86-64 only")
-    native = torch.backends.cpu.get_cpu_capability()
-    if native == "DEFAULT":
+    # the machine's own choice, asked in a child without ATEN_CPU_CAPABILITY: this process
+    # may itself run under a forced path (the suite run once per path, issue 18)
+    native_said, ours = _continue_in_subprocess(tmp_path, "native", None)
+    if native_said == "DEFAULT":
         pytest.skip("this CPU has no AVX2: torch has only its default kernels here")
     avx2_said, avx2 = _continue_in_subprocess(tmp_path, "avx2", "avx2")
-    native_said, ours = _continue_in_subprocess(tmp_path, "native", None)
-    assert (avx2_said, native_said) == ("AVX2", native)
+    assert avx2_said == "AVX2"
     assert (ours["step"], avx2["step"]) == (4, 4)
     start = load_checkpoint(STEP2)
     assert_weights_continue(ours, start, avx2)  # WEIGHT_MOVES of how far the steps moved them
