@@ -305,17 +305,28 @@ def _to_uint8_rgb(img) -> np.ndarray:
 
 
 def save_comparison_gif(images: Sequence[np.ndarray], labels: Sequence[str], path: str | Path,
-                        duration_ms: int = 1000, max_side: int | None = 512) -> Path:
+                        duration_ms: int = 1000, max_side: int | None = 512,
+                        legacy_ok: bool = False) -> Path:
     """An animated GIF that flips between versions of one photo, each captioned.
 
     Side by side, two colourings of the same photo are compared across the
     page; flicking between them in place makes every change of hue jump out.
     All images must have the same size; they are shrunk to ``max_side``.
+    Written like :func:`save_figure`: marked as colorlib's (the GIF comment),
+    atomically, and only over a file colorlib drew (``legacy_ok`` as there).
 
     Shown in notebook 05.
     """
     from PIL import Image, ImageDraw, ImageFont
 
+    from .files import atomic_write
+    from .images import FIGURE_MARKER
+    from .outputs import OutputRefused
+
+    path = Path(path)
+    if os.path.lexists(path) and (path.is_dir() or not is_colorlib_figure(path, legacy_ok)):
+        raise OutputRefused(f"{path} exists and was not written by colorlib; kept it "
+                            "(choose another name or folder, or move that file away)")
     if not images or len(images) != len(labels):
         raise ValueError("save_comparison_gif: give one label per image (and at least one image)")
     arrays = [_to_uint8_rgb(im) for im in images]
@@ -338,9 +349,9 @@ def save_comparison_gif(images: Sequence[np.ndarray], labels: Sequence[str], pat
         canvas.paste(frame, (0, 0))
         ImageDraw.Draw(canvas).text((4, h + strip * 0.1), label, fill="black", font=font)
         out.append(canvas.quantize(colors=256, method=Image.Quantize.MEDIANCUT))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out[0].save(path, save_all=True, append_images=out[1:], duration=duration_ms, loop=0)
+    atomic_write(path, lambda f: out[0].save(f, format="GIF", save_all=True, append_images=out[1:],
+                                             duration=duration_ms, loop=0,
+                                             comment=FIGURE_MARKER.encode()))
     return path
 
 

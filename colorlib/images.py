@@ -253,6 +253,8 @@ def software_of(path) -> str | None:
             software = img.info.get("Software")
             if software is None:
                 software = img.getexif().get(0x0131)
+            if software is None and isinstance(img.info.get("comment"), bytes):  # a GIF's
+                software = img.info["comment"].decode("utf-8", "replace")
     except Exception:  # noqa: BLE001 - unreadable: nobody we know
         return None
     return software.strip() if isinstance(software, str) else None

@@ -341,6 +341,17 @@ def save(fig, name: str, s: Settings, dpi: int = 110) -> Path:
     return SavedFigure(save_figure(fig, path, dpi=dpi, legacy_ok=_colorlib_folder(path.parent)))
 
 
+def save_gif(images: list, labels: list[str], name: str, s: Settings,
+             duration_ms: int = 1000) -> Path:
+    """Save :func:`colorlib.figures.save_comparison_gif` as ``<figure_dir>/<name>.gif``,
+    under the same rule as :func:`save` (a file of that name colorlib did not draw is kept)."""
+    from .figures import save_comparison_gif
+
+    path = figure_dir(s) / f"{name}.gif"
+    return save_comparison_gif(images, labels, path, duration_ms=duration_ms,
+                               legacy_ok=_colorlib_folder(path.parent))
+
+
 def _colorlib_folder(folder: Path) -> bool:
     """The repository's ``figures/`` and the tiny setting's temporary folder: only colorlib
     writes there, so its figures from before the marker (:func:`colorlib.figures.save_figure`)

@@ -463,3 +463,22 @@ def test_an_older_unmarked_jpeg_figure_is_replaced_only_in_colorlibs_own_folder(
     with pytest.raises(FileExistsError, match="not written by colorlib"):
         save_figure(plt.figure(figsize=(1, 1)), notes, legacy_ok=True)
     assert notes.read_text() == "not an image"
+
+
+def test_the_comparison_gif_follows_the_figure_rule(tmp_path):
+    """A GIF is a figure too: marked, written atomically, and never over a file colorlib did
+    not draw (an older unmarked one only in colorlib's own folders)."""
+    import numpy as np
+
+    from colorlib.figures import is_colorlib_figure, save_comparison_gif
+
+    frames, labels = [np.zeros((8, 8, 3)), np.ones((8, 8, 3))], ["a", "b"]
+    users = tmp_path / "holiday.gif"
+    users.write_bytes(b"GIF89a not really")
+    with pytest.raises(FileExistsError, match="not written by colorlib"):
+        save_comparison_gif(frames, labels, users)
+    assert users.read_bytes() == b"GIF89a not really"
+    ours = save_comparison_gif(frames, labels, tmp_path / "cmp.gif")
+    assert is_colorlib_figure(ours)  # marked, so the next run replaces it without a flag
+    save_comparison_gif(frames, labels, ours)
+    assert not [p for p in tmp_path.iterdir() if p.name not in ("holiday.gif", "cmp.gif")]
