@@ -36,10 +36,10 @@ run_notebook = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(run_notebook)
 
 JOURNEY = [  # notebook, what it must find (written by an earlier one), what it writes
-    ("03_pix2pix_baseline.ipynb", [], "baseline.pt"),
-    ("04_resnet_unet_pretraining.ipynb", ["baseline.pt"], "pretrain.pt"),
-    ("05_adversarial_finetuning.ipynb", ["baseline.pt", "pretrain.pt"], "gan.pt"),
-    ("06_colorize_your_photos.ipynb", ["baseline.pt", "pretrain.pt", "gan.pt"], None),
+    ("03_pix2pix_baseline.ipynb", [], ["baseline.pt"]),
+    ("04_resnet_unet_pretraining.ipynb", ["baseline.pt"], ["pretrain.pt", "classify.pt"]),
+    ("05_adversarial_finetuning.ipynb", ["baseline.pt", "pretrain.pt"], ["gan.pt"]),
+    ("06_colorize_your_photos.ipynb", ["baseline.pt", "pretrain.pt", "gan.pt"], []),
 ]
 TINY_FOLDER = "checkpoints-tiny-64px"
 CLEARED = ("COLORLIB_CHECKPOINTS", "COLORLIB_FIGURES", "COLORLIB_STORE", "COLORLIB_DATA_CACHE",
@@ -97,11 +97,11 @@ def test_colab_one_machine_per_notebook_drive_keeps_the_work(tmp_path):
         for ckpt in needs:  # found on Drive, and never retrained or rewritten
             assert ckpt in listed, f"{name}: its persistence cell did not find {ckpt}: {listed}"
             assert digest(kept / ckpt) == written[ckpt], f"{name} rewrote {ckpt}"
-        if writes:
-            assert (kept / writes).is_file(), f"{name}: {writes} not kept on Drive"
-            written[writes] = digest(kept / writes)
+        for ckpt in writes:
+            assert (kept / ckpt).is_file(), f"{name}: {ckpt} not kept on Drive"
+            written[ckpt] = digest(kept / ckpt)
         assert (vm / "content" / "drive" / "MyDrive").is_symlink()  # this machine's own mount
-    assert sorted(p.name for p in kept.glob("*.pt")) == ["baseline.pt", "gan.pt", "pretrain.pt"]
+    assert sorted(p.name for p in kept.glob("*.pt")) == sorted(written)  # and nothing else
 
 
 def _read_only(folder: Path) -> None:
@@ -144,9 +144,9 @@ def test_kaggle_each_notebook_gets_the_previous_output_attached(tmp_path):
                 assert digest(kept / ckpt) == written[ckpt], f"{name}: {ckpt} is not the attached one"
             if needs:
                 assert "copied" in text
-            if writes:
-                assert (kept / writes).is_file(), f"{name}: {writes} not in its output"
-                written[writes] = digest(kept / writes)
+            for ckpt in writes:
+                assert (kept / ckpt).is_file(), f"{name}: {ckpt} not in its output"
+                written[ckpt] = digest(kept / ckpt)
             assert _tree(attached) == before, f"{name} wrote into its read-only input"
             previous = cwd
     finally:
