@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import re
 import sys
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from colorlib.cli import CLIError, _count, _ensure_writable_dir, _ensure_writable_file, \
-    _positive_int, _seed, _size
+    _finite_positive, _positive_int, _seed, _size
 from colorlib.files import atomic_write
 from colorlib.outputs import OutputRefused, check_output
 
@@ -50,15 +49,7 @@ __all__ = ["CLIError", "OutputRefused", "append_line", "choices", "count", "inpu
 positive_int, count, seed, size = _positive_int, _count, _seed, _size
 
 
-def positive_number(text: str) -> float:
-    """A finite number > 0 (minutes, seconds), for argparse."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
+positive_number = _finite_positive()  # minutes, seconds
 
 
 def choices(allowed: Iterable[str]) -> Callable[[str], str]:

@@ -29,37 +29,37 @@ class CLIError(Exception):
     """An error whose message is the whole story for the user."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _whole_number(minimum: int):
+    """An argparse type: a whole number >= ``minimum`` (0 keeps a feature off: no worker
+    processes, no extra saves), named with its flag by argparse when it is not."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        return value
+    return parse
 
 
-def _count(text: str) -> int:
-    """A whole number >= 0 (0 keeps a feature off: no worker processes, no extra saves)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+def _finite_positive(noun: str = "a number", unit: str = ""):
+    """An argparse type: a finite number > 0, checked when the command line is read rather
+    than by whatever uses it, hours later (``noun`` says what was expected)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"expected a finite number{unit} > 0, got {text}")
+        return value
+    return parse
 
 
-def _learning_rate(text: str) -> float:
-    """A finite number > 0, checked here rather than by the optimiser, hours later."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a learning rate such as 2e-4, got "
-                                         f"{text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
+_positive_int, _count = _whole_number(1), _whole_number(0)
+_learning_rate = _finite_positive("a learning rate such as 2e-4")
+_megapixels = _finite_positive("a number of megapixels", " of megapixels")
 
 
 def _size(text: str) -> int:
@@ -271,17 +271,6 @@ def _check_resume_weights(args) -> None:
         raise CLIError(f"{path}: --resume continues the encoder the run started with; this run "
                        f"differs: --weights {args.weights} (checkpoint: {recorded}). Leave out "
                        "--weights to resume, or start afresh with another --checkpoint-dir")
-
-
-def _megapixels(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of megapixels, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number of megapixels > 0, got "
-                                         f"{text}")
-    return value
 
 
 def _temperature(text: str) -> float:
