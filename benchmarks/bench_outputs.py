@@ -1,14 +1,14 @@
 """The output rule of issue 20 for the benchmark scripts, with colorlib's own helpers.
 
 Every file a benchmark script writes (results JSON, plots, markdown, run folders and what
-goes in them) follows the rule colorlib's commands follow (:mod:`colorlib.outputs`,
-:mod:`colorlib.files`); this module only applies those helpers, one flag at a time:
+goes in them) follows the rule colorlib's commands follow (:mod:`colorlib.inference.output_rule`,
+:mod:`colorlib.system.atomic_files`); this module only applies those helpers, one flag at a time:
 
 * decided before any work (:func:`output_file`, :func:`output_folder`): a folder where a
   file goes, a file where a folder goes, a symbolic link to nowhere or a folder that cannot
   be written is refused in one line naming the flag;
 * never over an input of the same command, never over a file colorlib did not write
-  (:func:`colorlib.outputs.check_output`); a results file the script wrote itself is
+  (:func:`colorlib.inference.output_rule.check_output`); a results file the script wrote itself is
   replaced without a flag: regenerating it is its purpose (the committed results, plots
   and ``RESULTS.md``);
 * written atomically (:func:`write_text`, :func:`append_line`, :func:`save_plot`: a
@@ -19,7 +19,7 @@ A results file is recognised as the script's own by what the script records in i
 command that wrote it (``command``, ``meta.command`` or ``what`` naming
 ``benchmarks/<script>``, :func:`written_by`), or for files inside a run folder their layout
 (:func:`json_shaped`, :func:`text_starting`); plots by colorlib's figure marker
-(:func:`colorlib.figures.is_colorlib_figure`). A subprocess's log is streamed, not written
+(:func:`colorlib.teaching.figures.is_colorlib_figure`). A subprocess's log is streamed, not written
 atomically, so that a crash keeps what it said.
 """
 from __future__ import annotations
@@ -33,10 +33,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from colorlib.cli import CLIError, _count, _ensure_writable_dir, _ensure_writable_file, \
-    _finite_positive, _positive_int, _seed, _size
-from colorlib.files import atomic_write
-from colorlib.outputs import OutputRefused, check_output
+from colorlib.cli import (CLIError, _count, _ensure_writable_dir, _ensure_writable_file,
+                          _finite_positive, _positive_int, _seed, _size)
+from colorlib.inference.output_rule import OutputRefused, check_output
+from colorlib.system.atomic_files import atomic_write
 
 HERE = Path(__file__).resolve().parent
 
@@ -88,7 +88,7 @@ def plot_output(path: str | os.PathLike, flag: str,
     """:func:`output_file` for a plot: an earlier plot colorlib drew may be replaced; in
     ``benchmarks/`` (a folder only colorlib writes) also one matplotlib made before
     colorlib marked its figures."""
-    from colorlib.figures import is_colorlib_figure
+    from colorlib.teaching.figures import is_colorlib_figure
 
     legacy = _legacy_ok(Path(path))
     return output_file(path, flag, is_ours=lambda p: is_colorlib_figure(p, legacy),
@@ -215,7 +215,7 @@ def append_line(path: str | os.PathLike, line: str) -> Path:
 
 def save_plot(fig, path: str | os.PathLike, dpi: int) -> Path:
     """Save ``fig`` atomically with colorlib's figure marker (and close it)."""
-    from colorlib.figures import save_figure
+    from colorlib.teaching.figures import save_figure
 
     path = Path(path)
     return save_figure(fig, path, dpi=dpi, legacy_ok=_legacy_ok(path))

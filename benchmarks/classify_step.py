@@ -35,9 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-
-from bench_outputs import one_line_errors, output_file, positive_int, size, write_text, \
-    written_by
+from bench_outputs import one_line_errors, output_file, positive_int, size, write_text, written_by
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 16
@@ -60,7 +58,8 @@ def cpu_model() -> str:
 
 def batches(size: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``n`` prepared (L, ab) batches of the tiny set's training photos, augmented as in training."""
-    from colorlib.data import ColorizationDataset, DataConfig, collate, prepare_batch, resolve_source
+    from colorlib.data.loading import ColorizationDataset, collate, prepare_batch
+    from colorlib.data.sources import DataConfig, resolve_source
 
     paths = resolve_source(DataConfig(source="tiny", size=size))[0]
     data = ColorizationDataset(paths[: n * BATCH], size, lab=False)
@@ -75,9 +74,10 @@ def batches(size: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
 def trainer(stage: str, size: int, cpu_amp: bool, prior_data=None):
     """A fresh trainer of ``stage`` (random encoder, as in run.py); classify with its class
     weights measured on ``prior_data``, as ``train_stage`` does before the first step."""
-    from colorlib.classify import measure_class_prior
-    from colorlib.data import DataConfig
-    from colorlib.train import RunConfig, Trainer, TrainConfig
+    from colorlib.data.sources import DataConfig
+    from colorlib.models.classify import measure_class_prior
+    from colorlib.training.config import RunConfig, TrainConfig
+    from colorlib.training.loop import Trainer
 
     run = RunConfig(TrainConfig(stage=stage, seed=0, cpu_amp=cpu_amp),
                     DataConfig(source="tiny", size=size, batch_size=BATCH), checkpoint_dir=".")
@@ -111,7 +111,8 @@ def alternate(blocks: dict[str, Callable[[], tuple[float, float]]],
 
 def step_blocks(size: int, cpu_amp: bool, data) -> dict[str, Callable[[], tuple[float, float]]]:
     """One timed training step per call, for pretrain and classify, cycling over ``data``."""
-    from colorlib.data import ColorizationDataset, DataConfig, resolve_source
+    from colorlib.data.loading import ColorizationDataset
+    from colorlib.data.sources import DataConfig, resolve_source
 
     paths = resolve_source(DataConfig(source="tiny", size=size))[0]
     trainers = {"pretrain": trainer("pretrain", size, cpu_amp),
@@ -131,7 +132,7 @@ def step_blocks(size: int, cpu_amp: bool, data) -> dict[str, Callable[[], tuple[
 
 def loss_blocks(size: int) -> dict[str, Callable[[], tuple[float, float]]]:
     """The loss alone, forward and backward, on fixed outputs of the right shapes."""
-    from colorlib.classify import class_centres, rebalanced_cross_entropy
+    from colorlib.models.classify import class_centres, rebalanced_cross_entropy
 
     centres = torch.tensor(class_centres())
     g = torch.Generator().manual_seed(0)
@@ -182,7 +183,7 @@ def main(argv=None) -> int:
 def measure(args) -> int:
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    from colorlib.device import cpu_has_native_bf16
+    from colorlib.system.device import cpu_has_native_bf16
 
     started = time.perf_counter()
     data = batches(args.size, 4)

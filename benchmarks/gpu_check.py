@@ -44,8 +44,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_outputs import choices, one_line_errors, output_file, positive_int, write_text, \
-    written_by
+from bench_outputs import (choices, one_line_errors, output_file, positive_int, write_text,
+                           written_by)
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / ".photos128"
@@ -224,7 +224,7 @@ def train_stages(args, device: str) -> dict:
             parts[stage] = part
         if parts["gan"]["returncode"] == 0:
             if args.tiny:
-                from colorlib.tiny import build_tiny_set
+                from colorlib.photos.tiny_set import build_tiny_set
 
                 val = build_tiny_set() / "photos"
             else:

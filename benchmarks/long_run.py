@@ -53,29 +53,29 @@ atomically, so a full disk keeps the earlier file and names it.
 No ImageNet weights can be had on this machine, so both ResNet18 encoders start from the
 same random initialisation. Checkpoints stay under ``--out`` (git-ignored): weights trained
 on the shared photos are never committed. ``report`` writes
-``colorlib/published_results.json``, the one file every quoted number comes from.
+``colorlib/teaching/published_results.json``, the one file every quoted number comes from.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench_outputs import append_line, count, different, input_folder, one_line_errors, \
-    output_file, output_folder, plot_output, positive_int, save_plot, seed, size, \
-    write_text, written_by
+from bench_outputs import (append_line, count, different, input_folder, one_line_errors,
+                           output_file, output_folder, plot_output, positive_int, save_plot, seed,
+                           size, write_text, written_by)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DATA = SHARED / "data" / "photos"
-RESULTS = ROOT / "colorlib" / "published_results.json"
+RESULTS = ROOT / "colorlib" / "teaching" / "published_results.json"
 TTQ_PLOT = ROOT / "benchmarks" / "time_to_quality.png"  # drawn by report, shown in RESULTS.md
 LOWLR = 5e-5  # the ablation variant: a quarter of the default 2e-4
 OPTIONAL = ("gan_lowlr", "seed_gan", "classify")
@@ -165,7 +165,7 @@ def gan_by_epoch(args, folder: Path, init: Path, extra: list[str] = ()) -> None:
 
 def keep_copy(src: Path, dst: Path) -> None:
     """Copy ``src`` to ``dst`` atomically, with its times (as ``shutil.copy2`` does)."""
-    from colorlib.files import atomic_write
+    from colorlib.system.atomic_files import atomic_write
 
     with open(src, "rb") as f:
         atomic_write(dst, lambda out: shutil.copyfileobj(f, out, 1 << 22))
@@ -192,7 +192,7 @@ def seed_train(args, stage: str, seconds: float) -> None:
     net_G = st.build_res_unet(n_input=1, n_output=2, size=args.size, device=args.device,
                               pretrained=False)
     if stage == "gan":
-        from colorlib.checkpoint import load_checkpoint
+        from colorlib.training.checkpoint import load_checkpoint
 
         net_G.load_state_dict(load_checkpoint(out / "pretrain.pt")["generator"])
         model = st.MainModel(net_G=net_G, lambda_L1=100.0, device=args.device)
@@ -235,7 +235,7 @@ def seed_train(args, stage: str, seconds: float) -> None:
         log(f"seed {stage}: step {step}, {done:.0f} s, val L1 {loss:.5f}")
 
     def save() -> None:  # atomically: a full disk keeps the previous state and says so
-        from colorlib.checkpoint import save_checkpoint
+        from colorlib.training.checkpoint import save_checkpoint
 
         save_checkpoint({**{k: m.state_dict() for k, m in modules.items()}, "seconds": done,
                          "step": step, "history": history, "val_history": val_history},
@@ -270,8 +270,9 @@ def seed_train(args, stage: str, seconds: float) -> None:
 def seed_validation_batch(args):
     """The batch colorlib's trainer validates on (the first ``--batch-size`` validation
     photos), normalised by colorlib, which the seed's Lab scaling matches (L/50 - 1, ab/110)."""
-    from colorlib.data import DataConfig, prepare_batch, resolve_source
-    from colorlib.train import _validation_batch
+    from colorlib.data.loading import prepare_batch
+    from colorlib.data.sources import DataConfig, resolve_source
+    from colorlib.training.runner import _validation_batch
 
     cfg = DataConfig(source=str(args.data), size=args.size, batch_size=args.batch_size)
     _, val_paths = resolve_source(cfg)
@@ -540,7 +541,7 @@ def software() -> dict:
 
 def precision() -> str:
     """What ``--cpu-amp`` amounted to here: bf16 only where the CPU has it natively."""
-    from colorlib.device import cpu_has_native_bf16
+    from colorlib.system.device import cpu_has_native_bf16
 
     ours = "bf16 autocast" if cpu_has_native_bf16() else "fp32 (this CPU has no native bf16)"
     return f"colorlib: {ours}; seed tutorial: fp32"

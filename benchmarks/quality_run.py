@@ -31,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from bench_outputs import append_line, choices, count, different, input_folder, json_shaped, \
-    one_line_errors, output_file, output_folder, positive_int, positive_number, seed, size, \
-    text_starting, write_text, written_by
+from bench_outputs import (append_line, choices, count, different, input_folder, json_shaped,
+                           one_line_errors, output_file, output_folder, positive_int,
+                           positive_number, seed, size, text_starting, write_text, written_by)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -49,10 +48,12 @@ def log(msg: str) -> None:
 # ------------------------------------------------------------------ colorlib
 def train_colorlib(args) -> dict:
     """One colorlib stage with a wall-clock deadline instead of an epoch count."""
-    from colorlib.data import ColorizationDataset, find_images, make_loader
-    from colorlib.networks import ModelConfig
-    from colorlib.stages import get_stage
-    from colorlib.train import Callback, TrainConfig, Trainer
+    from colorlib.data.loading import ColorizationDataset, make_loader
+    from colorlib.data.sources import find_images
+    from colorlib.models.networks import ModelConfig
+    from colorlib.models.stages import get_stage
+    from colorlib.training.config import TrainConfig
+    from colorlib.training.loop import Callback, Trainer
 
     class Deadline(Callback):
         """Stop at a wall-clock time; log the losses every LOG_EVERY steps."""
@@ -112,8 +113,8 @@ def seed_paths(folder: Path, seed: int = 123) -> list[str]:
 def export_seed_generator(net_G, stage: str, size: int, info: dict, path: Path) -> Path:
     """Store the seed's generator as a colorlib checkpoint (same DynamicUnet layout)."""
     from colorlib import __version__
-    from colorlib.checkpoint import save_checkpoint
-    from colorlib.networks import ModelConfig
+    from colorlib.models.networks import ModelConfig
+    from colorlib.training.checkpoint import save_checkpoint
 
     payload = {"stage": stage, "model": ModelConfig(arch="resnet18_unet", size=size).to_dict(),
                "generator": {k: v.detach().cpu() for k, v in net_G.state_dict().items()},
@@ -142,7 +143,7 @@ def train_seed(args) -> dict:
         step_fn = lambda data: {"loss_G_L1": st.pretrain_step(net_G, opt, criterion, data,  # noqa: E731
                                                               device=args.device)}
     else:
-        from colorlib.checkpoint import load_checkpoint
+        from colorlib.training.checkpoint import load_checkpoint
 
         net_G.load_state_dict(load_checkpoint(out / "pretrain.pt")["generator"])
         model = st.MainModel(net_G=net_G, lambda_L1=100.0, device=args.device)
@@ -222,9 +223,9 @@ EVAL_PARTS = (("greyscale", "colorlib_baseline", "colorlib_pretrain", "colorlib_
 
 def evaluate_part(args) -> None:
     """Evaluate the models named in ``--only`` on the val photos; one JSON report each."""
-    from colorlib.evaluate import evaluate_paths, find_eval_images, write_json
-    from colorlib.inference import load_generator
-    from colorlib.outputs import is_colorlib_report
+    from colorlib.inference.colorizer import load_generator
+    from colorlib.inference.evaluate import evaluate_paths, find_eval_images, write_json
+    from colorlib.inference.output_rule import is_colorlib_report
 
     paths = find_eval_images(args.data / "val")
     if args.limit:
@@ -328,7 +329,7 @@ def published(summary: dict) -> dict:
 
     Prose can quote such a file with ``<!--q:NAME:KEY-->`` markers once
     ``tests/test_quoted_numbers.py`` lists it in its SOURCES (none today: the
-    committed figures come from the long run, ``colorlib/published_results.json``).
+    committed figures come from the long run, ``colorlib/teaching/published_results.json``).
     """
     keep = ("steps", "images_seen", "epochs", "seconds", "minutes_budget", "threads", "size",
             "batch_size", "cpu_seconds")

@@ -18,8 +18,8 @@ import argparse
 import json
 from pathlib import Path
 
-from bench_outputs import CLIError, different, input_file, one_line_errors, output_file, \
-    plot_output, save_plot, text_starting, write_text
+from bench_outputs import (CLIError, different, input_file, one_line_errors, output_file,
+                           plot_output, save_plot, text_starting, write_text)
 
 HERE = Path(__file__).resolve().parent
 

@@ -35,9 +35,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-
-from bench_outputs import CLIError, choices, count, one_line_errors, output_file, positive_int, \
-    write_text, written_by
+from bench_outputs import (CLIError, choices, count, one_line_errors, output_file, positive_int,
+                           write_text, written_by)
 
 REPO = Path(__file__).resolve().parents[1]
 # The seed's code and the photos; a GPU machine that got the working tree only is pointed
@@ -148,13 +147,13 @@ def seed_module():
 
 
 def photo_list(n: int) -> tuple[list[Path], str]:
-    from colorlib.data import find_images
+    from colorlib.data.sources import find_images
 
     folder = SHARED / "data" / "photos" / "train"
     if folder.is_dir():
         paths, name = find_images(folder), "../shared/data/photos/train"
     else:
-        from colorlib.tiny import build_tiny_set
+        from colorlib.photos.tiny_set import build_tiny_set
 
         paths, name = find_images(build_tiny_set() / "train"), "colorlib tiny set (train)"
     # An even spread over the sorted list: every source of the photo set is represented.
@@ -198,7 +197,7 @@ def seed_pipeline_pass(seed, paths, s: Settings) -> float:
 
 def colorlib_pipeline_passes(paths, s: Settings) -> tuple[float, float]:
     """(first epoch incl. the one decode, a later epoch), images/s, fresh dataset."""
-    from colorlib.data import ColorizationDataset, make_loader, prepare_batch
+    from colorlib.data.loading import ColorizationDataset, make_loader, prepare_batch
 
     ds = ColorizationDataset(paths, 256, lab=False)
     loader = make_loader(ds, BATCH, train=True, seed=0, num_workers=s.workers,
@@ -246,8 +245,8 @@ def measure_lab_conversion(paths, s: Settings) -> dict:
     import kornia.color
     from skimage.color import rgb2lab
 
-    from colorlib.images import load_rgb, resize_rgb
-    from colorlib.lab import rgb_to_lab_tensor
+    from colorlib.photos.image_files import load_rgb, resize_rgb
+    from colorlib.photos.lab import rgb_to_lab_tensor
 
     imgs = np.stack([resize_rgb(load_rgb(p), 256) for p in paths[:BATCH]])
     batch = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous()
@@ -275,7 +274,7 @@ def measure_lab_conversion(paths, s: Settings) -> dict:
 
 # ------------------------------------------------- one process per peer
 SEED_MALLOC = "seed_malloc"  # the seed, in a process with colorlib's malloc settings
-MALLOC_NOTE = ("against the seed run with colorlib's malloc settings (colorlib.memory) "
+MALLOC_NOTE = ("against the seed run with colorlib's malloc settings (colorlib.system.malloc) "
                "in its process: the part of colorlib's lead that is not the allocator")
 
 
@@ -285,7 +284,7 @@ class PeerProcess:
     Each training and inference peer runs alone in its process, as each
     tutorial does for its users, so a process-wide setting one of them
     makes cannot help or slow the other: colorlib raises glibc's malloc
-    thresholds on the CPU (:mod:`colorlib.memory`), the seed does not.
+    thresholds on the CPU (:mod:`colorlib.system.malloc`), the seed does not.
     Only one peer works at a time; the others wait for their next turn.
     """
 
@@ -337,7 +336,7 @@ def _peer_main(conn, maker: str, s: "Settings", args: tuple, malloc: bool) -> No
     warnings.filterwarnings("ignore", category=UserWarning)
     torch.set_num_threads(s.threads)
     if malloc:
-        from colorlib.memory import keep_freed_memory
+        from colorlib.system.malloc import keep_freed_memory
 
         keep_freed_memory()
     try:
@@ -417,9 +416,10 @@ def seed_gan(s: "Settings", paths) -> Callable[[], float]:
 
 
 def colorlib_train(s: "Settings", paths, stage: str, cpu_amp: bool) -> Callable[[], float]:
-    from colorlib.data import ColorizationDataset, make_loader, prepare_batch
-    from colorlib.networks import ModelConfig
-    from colorlib.train import Trainer, TrainConfig
+    from colorlib.data.loading import ColorizationDataset, make_loader, prepare_batch
+    from colorlib.models.networks import ModelConfig
+    from colorlib.training.config import TrainConfig
+    from colorlib.training.loop import Trainer
 
     torch.manual_seed(0)
     trainer = Trainer.build(ModelConfig(arch="resnet18_unet", size=s.train_size),
@@ -452,7 +452,7 @@ def count_flops(block: Callable[[], float], s: "Settings") -> float | None:
 
 def measure_training(paths, s: Settings, stage: str) -> dict:
     """seed vs colorlib (and colorlib + CPU bf16 where native) for one training step."""
-    from colorlib.device import cpu_has_native_bf16
+    from colorlib.system.device import cpu_has_native_bf16
 
     peers = {"seed": (f"seed_{stage}", paths), SEED_MALLOC: (f"seed_{stage}", paths),
              "colorlib": ("colorlib_train", paths, stage, False)}
@@ -502,10 +502,10 @@ def seed_inference(s: "Settings", photos, out: Path) -> Callable[[], float]:
 
 
 def colorlib_inference(s: "Settings", photos, out: Path, amp: bool) -> Callable[[], float]:
-    from colorlib.device import DevicePolicy
-    from colorlib.images import save_rgb
-    from colorlib.inference import Colorizer
-    from colorlib.networks import ModelConfig, build_generator
+    from colorlib.inference.colorizer import Colorizer
+    from colorlib.models.networks import ModelConfig, build_generator
+    from colorlib.photos.image_files import save_rgb
+    from colorlib.system.device import DevicePolicy
 
     torch.manual_seed(0)
     cfg = ModelConfig(arch="resnet18_unet", size=256)
@@ -532,8 +532,8 @@ MAKERS = {"seed_pretrain": seed_pretrain, "seed_gan": seed_gan,
 def measure_inference(photos, s: Settings) -> dict:
     from PIL import Image
 
-    from colorlib.images import load_rgb
-    from colorlib.device import cpu_has_native_bf16
+    from colorlib.photos.image_files import load_rgb
+    from colorlib.system.device import cpu_has_native_bf16
 
     with tempfile.TemporaryDirectory() as tmp:
         dirs = {name: Path(tmp) / name for name in ("seed", "colorlib", "colorlib_amp")}
@@ -639,7 +639,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
-    from colorlib.device import resolve_device
+    from colorlib.system.device import resolve_device
 
     with one_line_errors("run.py"):
         try:

@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from .stages import STAGE_NAMES, STAGES
+from colorlib.models.stages import STAGE_NAMES, STAGES
 
 EXIT_FAILED = 1  # ran, but some inputs failed
 EXIT_ERROR = 2  # could not run at all
@@ -63,7 +63,7 @@ _megapixels = _finite_positive("a number of megapixels", " of megapixels")
 
 
 def _size(text: str) -> int:
-    from .networks import check_size
+    from colorlib.models.networks import check_size
 
     try:
         return check_size(_positive_int(text))
@@ -72,7 +72,7 @@ def _size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from colorlib import __version__
 
     parser = argparse.ArgumentParser(
         prog="colorlib", description="Colorize black-and-white photos with deep learning "
@@ -227,9 +227,9 @@ def _stage_lrs() -> str:
 
 def _check_encoder_weights(args) -> None:
     """A stage that starts a ResNet18 encoder checks --weights now, not after loading data."""
-    from .checkpoint import checkpoint_path
-    from .networks import PretrainedWeightsUnavailable, load_resnet18
-    from .stages import get_stage
+    from colorlib.models.networks import PretrainedWeightsUnavailable, load_resnet18
+    from colorlib.models.stages import get_stage
+    from colorlib.training.checkpoint import checkpoint_path
 
     resuming = args.resume and checkpoint_path(args.checkpoint_dir, args.stage).exists()
     if (get_stage(args.stage).arch != "resnet18_unet" or args.init is not None or resuming
@@ -253,8 +253,8 @@ def _check_resume_weights(args) -> None:
     """
     import torch
 
-    from .checkpoint import checkpoint_path
-    from .stages import get_stage
+    from colorlib.models.stages import get_stage
+    from colorlib.training.checkpoint import checkpoint_path
 
     path = checkpoint_path(args.checkpoint_dir, args.stage)
     if not args.resume or not path.is_file() or get_stage(args.stage).arch != "resnet18_unet":
@@ -304,7 +304,7 @@ def _max_pixels(args) -> int | None:
 
 
 def _load_colorizer(args):
-    from .inference import Colorizer
+    from colorlib.inference.colorizer import Colorizer
 
     return Colorizer.load(args.checkpoint, device=args.device, amp=getattr(args, "amp", None),
                           temperature=args.temperature,
@@ -313,8 +313,9 @@ def _load_colorizer(args):
 
 # ----------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .data import DataConfig
-    from .train import RunConfig, TrainConfig, train_stage
+    from colorlib.data.sources import DataConfig
+    from colorlib.training.config import RunConfig, TrainConfig
+    from colorlib.training.runner import train_stage
 
     if args.init is not None and args.stage != "gan":
         raise CLIError("--init is only used by --stage gan")
@@ -361,12 +362,12 @@ def _one_line_image_warnings(skipped: list):
 
     Training skips a broken file and goes on; the user still needs to hear
     about it, without Python's warning boilerplate. Warnings are recognised
-    by their category (:class:`colorlib.images.ColorlibWarning`), never by
+    by their category (:class:`colorlib.photos.image_files.ColorlibWarning`), never by
     their text; those that mean something asked for was not done (``failed``,
     e.g. an unreadable photo) are collected in ``skipped``, which tells the
     caller to exit non-zero. Other warnings keep Python's usual format.
     """
-    from .images import ColorlibWarning
+    from colorlib.photos.image_files import ColorlibWarning
 
     show_other = warnings.showwarning
     shown: set[str] = set()
@@ -391,8 +392,8 @@ def _one_line_image_warnings(skipped: list):
 def cmd_colorize(args) -> int:
     from tqdm.auto import tqdm
 
-    from .images import ImageReadError, save_rgb
-    from .outputs import plan_colorize
+    from colorlib.inference.output_rule import plan_colorize
+    from colorlib.photos.image_files import ImageReadError, save_rgb
 
     _check_folder_path(args.out, "--out")
     plan = plan_colorize(args.images, args.out, args.format, overwrite=args.overwrite,
@@ -457,7 +458,7 @@ def _ensure_writable_dir(folder: Path, flag: str) -> None:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from colorlib.demo import run_demo
 
     _ensure_writable_dir(args.out, "--out")
     report = run_demo(args.out, size=args.size, steps=args.steps, device=args.device,
@@ -469,7 +470,7 @@ def cmd_demo(args) -> int:
 def cmd_export(args) -> int:
     import torch
 
-    from .export import export_generator
+    from colorlib.inference.export import export_generator
 
     out = export_generator(args.checkpoint, args.out,
                            torch.float32 if args.float32 else torch.float16, args.overwrite)
@@ -479,8 +480,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import EvalSettings, evaluate_paths, find_eval_images, format_table, write_json
-    from .outputs import check_output, is_colorlib_report
+    from colorlib.inference.evaluate import (EvalSettings, evaluate_paths, find_eval_images,
+                                             format_table, write_json)
+    from colorlib.inference.output_rule import check_output, is_colorlib_report
 
     if args.json is not None:  # found out now, not after an hour of evaluating
         _ensure_writable_file(args.json, "--json")
@@ -541,12 +543,12 @@ def main(argv: list[str] | None = None) -> int:
     library: list = []  # other packages' warnings, shown once the command has succeeded
     try:
         with _sigterm_stops(), _library_warnings(library, args.debug):
-            from .environment import check_environment
+            from colorlib.system.environment_variables import check_environment
 
             for note in check_environment():  # bad values raise, naming the variable
                 print(f"colorlib: warning: {note}", file=sys.stderr)
             if args.command not in ("train", "export"):  # train_stage does it for its device
-                from .device import DevicePolicy
+                from colorlib.system.device import DevicePolicy
 
                 DevicePolicy.for_inference(args.device).prepare_process()
             with _one_line_image_warnings([]):
@@ -575,7 +577,7 @@ class Terminated(KeyboardInterrupt):
 @contextlib.contextmanager
 def _sigterm_stops():
     """While a command runs, SIGTERM raises :class:`Terminated` instead of ending the process
-    on the spot (training defers it to the end of the step, :class:`colorlib.runs.StepGuard`).
+    on the spot (training defers it to the end of the step, :class:`colorlib.training.run_safety.StepGuard`).
     Left alone where someone else already handles or ignores SIGTERM, and off the main thread."""
     import threading
 
@@ -604,7 +606,7 @@ def _library_warnings(collected: list, debug: bool):
     one-line error and reads as the cause. So each is collected as ``message
     (Category from package)``, once, and shown only if the command succeeds;
     ``--debug`` keeps Python's usual display. colorlib's own warnings
-    (:class:`colorlib.images.ColorlibWarning`) are shown as they come by
+    (:class:`colorlib.photos.image_files.ColorlibWarning`) are shown as they come by
     :func:`_one_line_image_warnings`.
     """
     if debug:
@@ -634,7 +636,7 @@ def _package_of(filename: str) -> str:
 
 def _interrupted(args, err: KeyboardInterrupt) -> str:
     """What a Ctrl-C or SIGTERM left behind, truthfully, per command (colorize says it itself)."""
-    from .runs import TrainingInterrupted
+    from colorlib.training.run_safety import TrainingInterrupted
 
     how = "interrupted" if getattr(err, "signal", "SIGINT") == "SIGINT" \
         else f"stopped by {err.signal}"
@@ -650,8 +652,8 @@ def _interrupted(args, err: KeyboardInterrupt) -> str:
 
 def _describe(err: Exception) -> str:
     """One line for the user; unexpected errors keep their type as a hint."""
-    from .checkpoint import CheckpointError
-    from .images import ImageReadError
+    from colorlib.photos.image_files import ImageReadError
+    from colorlib.training.checkpoint import CheckpointError
 
     expected = (CLIError, CheckpointError, ImageReadError, FileNotFoundError, FileExistsError,
                 NotADirectoryError, PermissionError, ValueError, OSError, RuntimeError)

@@ -18,19 +18,20 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .checkpoint import checkpoint_path
-from .data import DataConfig
-from .figures import plot_losses, plot_side_by_side, save_figure
-from .images import load_rgb, save_rgb
-from .inference import Colorizer
-from .networks import available_encoder_weights
-from .outputs import Manifest
-from .runs import TrainingInterrupted
-from .device import resolve_device
-from .stages import STAGES
-from .tiny import build_tiny_set
-from .train import RunConfig, TrainConfig, train_stage
+from colorlib import __version__
+from colorlib.data.sources import DataConfig
+from colorlib.inference.colorizer import Colorizer
+from colorlib.inference.output_rule import Manifest
+from colorlib.models.networks import available_encoder_weights
+from colorlib.models.stages import STAGES
+from colorlib.photos.image_files import load_rgb, save_rgb
+from colorlib.photos.tiny_set import build_tiny_set
+from colorlib.system.device import resolve_device
+from colorlib.teaching.figures import plot_losses, plot_side_by_side, save_figure
+from colorlib.training.checkpoint import checkpoint_path
+from colorlib.training.config import RunConfig, TrainConfig
+from colorlib.training.run_safety import TrainingInterrupted
+from colorlib.training.runner import train_stage
 
 DEFAULT_STEPS = {"baseline": 60, "pretrain": 60, "gan": 40}
 # The series' main road; the classify stage is notebook 04's side road, trained there.
@@ -181,7 +182,7 @@ def _write_report(out: Path, rows, photos, size, batch_size, dev, seconds) -> Pa
               "(`colorlib train --data ...`) and a GPU."]
     for p in photos:
         lines += ["", f"![{p.stem}]({_comparison(out, p).relative_to(out).as_posix()})"]
-    from .files import atomic_write
+    from colorlib.system.atomic_files import atomic_write
 
     text = "\n".join(lines) + "\n"
     return atomic_write(_report(out), lambda f: f.write(text.encode()), replace=False)

@@ -64,7 +64,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def tiny_root() -> Path:
-    from colorlib.tiny import build_tiny_set
+    from colorlib.photos.tiny_set import build_tiny_set
 
     return build_tiny_set()
 
@@ -72,7 +72,7 @@ def tiny_root() -> Path:
 @pytest.fixture(scope="session")
 def real_photos(tiny_root) -> list[np.ndarray]:
     """A few real colour photos (full size), as uint8 RGB arrays."""
-    from colorlib.images import load_rgb
+    from colorlib.photos.image_files import load_rgb
 
     return [load_rgb(p) for p in sorted((tiny_root / "photos").glob("*.png"))]
 

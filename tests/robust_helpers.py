@@ -102,8 +102,9 @@ def make_training_photos(folder: Path, n: int = 10, side: int = 40) -> Path:
 
 def tiny_checkpoint(path: Path) -> Path:
     """An untrained but complete baseline checkpoint (32 px, 8 filters): milliseconds."""
-    from colorlib.networks import ModelConfig
-    from colorlib.train import Trainer, TrainConfig
+    from colorlib.models.networks import ModelConfig
+    from colorlib.training.config import TrainConfig
+    from colorlib.training.loop import Trainer
 
     cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8)
     return Trainer.build(cfg, TrainConfig(stage="baseline"), "cpu", weights=None).save(path)
@@ -113,7 +114,7 @@ def stage_run(stage: str, data, checkpoint_dir, **fields):
     """A ``RunConfig`` from flat keyword arguments: TrainConfig's fields go to ``.train``."""
     from dataclasses import fields as dataclass_fields
 
-    from colorlib.train import RunConfig, TrainConfig
+    from colorlib.training.config import RunConfig, TrainConfig
 
     ours = {f.name for f in dataclass_fields(TrainConfig)}
     train = TrainConfig(stage=stage, **{k: v for k, v in fields.items() if k in ours})

@@ -17,14 +17,14 @@ import pytest
 import torch
 from PIL import Image
 
-from colorlib import inference
-from colorlib.checkpoint import save_checkpoint
 from colorlib.cli import main
-from colorlib.evaluate import evaluate_paths
-from colorlib.images import load_rgb
-from colorlib.inference import Colorizer
-from colorlib.lab import AB_SCALE, lab_to_rgb, rgb_to_lab
-from colorlib.networks import ModelConfig
+from colorlib.inference import colorizer as colorizer_module
+from colorlib.inference.colorizer import Colorizer
+from colorlib.inference.evaluate import evaluate_paths
+from colorlib.models.networks import ModelConfig
+from colorlib.photos.image_files import load_rgb
+from colorlib.photos.lab import AB_SCALE, lab_to_rgb, rgb_to_lab
+from colorlib.training.checkpoint import save_checkpoint
 
 SIZE = 32  # the model's resolution
 H, W = 75, 140  # the photo's: not square, not a multiple of SIZE
@@ -79,7 +79,7 @@ def grey_photo() -> np.ndarray:
 @pytest.fixture()
 def stub_checkpoint(tmp_path, pattern, monkeypatch) -> Path:
     """A checkpoint whose generator is the stub (the package builds it instead of a U-Net)."""
-    monkeypatch.setattr(inference, "build_generator",
+    monkeypatch.setattr(colorizer_module, "build_generator",
                         lambda cfg, weights=None: PatternGenerator())
     state = {"pattern": torch.as_tensor(pattern, dtype=torch.float32)}
     return save_checkpoint({"stage": "baseline", "model": ModelConfig(size=SIZE).to_dict(),

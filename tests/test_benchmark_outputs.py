@@ -165,7 +165,7 @@ def test_long_run_report_replaces_the_published_results_it_wrote(run_folder, lon
     """The committed published_results.json (copied, not touched) counts as its own: a
     report replaces it, which is its purpose, without a flag."""
     target = tmp_path / "published.json"
-    shutil.copy(ROOT / "colorlib" / "published_results.json", target)
+    shutil.copy(ROOT / "colorlib" / "teaching" / "published_results.json", target)
     code, lines = call(long_run.main, *report_argv(run_folder, results=target))
     assert code == 0, lines
     assert json.loads(target.read_text())["status"] == "partial"  # the fake run's
@@ -177,7 +177,7 @@ def test_long_run_report_replaces_the_published_results_it_wrote(run_folder, lon
 def test_long_run_report_on_a_full_disk_keeps_the_earlier_results(run_folder, long_run,
                                                                   tmp_path, monkeypatch):
     target = tmp_path / "published.json"
-    shutil.copy(ROOT / "colorlib" / "published_results.json", target)
+    shutil.copy(ROOT / "colorlib" / "teaching" / "published_results.json", target)
     before = target.read_bytes()
     full_disk(monkeypatch)
     code, lines = call(long_run.main, *report_argv(run_folder, results=target))
@@ -238,7 +238,7 @@ def test_long_run_report_results_and_plot_are_two_files(run_folder, long_run, tm
 def test_long_run_report_needs_the_run_folder(run_folder, long_run, tmp_path):
     """A mistyped --out used to report an empty 'partial' run over the published results."""
     target = tmp_path / "published.json"
-    shutil.copy(ROOT / "colorlib" / "published_results.json", target)
+    shutil.copy(ROOT / "colorlib" / "teaching" / "published_results.json", target)
     before = target.read_bytes()
     code, lines = call(long_run.main, *report_argv(run_folder, out=tmp_path / "typo",
                                                    results=target))
@@ -247,7 +247,7 @@ def test_long_run_report_needs_the_run_folder(run_folder, long_run, tmp_path):
 
 
 def test_long_run_time_to_quality_plot_replaces_its_own_and_is_marked(long_run, tmp_path):
-    from colorlib.images import FIGURE_MARKER, software_of
+    from colorlib.photos.image_files import FIGURE_MARKER, software_of
 
     result = {"time_to_quality": {"seed_final_val_l1": 0.2, "colorlib_minutes": 1.0,
                                   "seed_minutes": 2.0, "ratio": 2.0},
@@ -443,7 +443,7 @@ def test_run_py_never_replaces_a_file_colorlib_did_not_write(fake_speed, tmp_pat
     run, _ = fake_speed
     target = tmp_path / "mine.json"
     if kind == "long_run's results":
-        shutil.copy(ROOT / "colorlib" / "published_results.json", target)
+        shutil.copy(ROOT / "colorlib" / "teaching" / "published_results.json", target)
     else:
         FOREIGN[kind](target)
     before = target.read_bytes()

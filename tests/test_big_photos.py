@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from colorlib import inference
-from colorlib.inference import Colorizer, lab_to_image, upsample_ab
-from colorlib.lab import denormalize_ab, fast_lab_to_rgb
-from colorlib.networks import ModelConfig, build_generator
+from colorlib.inference import colorizer as colorizer_module
+from colorlib.inference.colorizer import Colorizer, lab_to_image, upsample_ab
+from colorlib.models.networks import ModelConfig, build_generator
+from colorlib.photos.lab import denormalize_ab, fast_lab_to_rgb
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def colorizer():
     torch.manual_seed(0)
     net = build_generator(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8)).eval()
     return Colorizer(net, ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
-                     inference.Path("stub.pt"))
+                     colorizer_module.Path("stub.pt"))
 
 
 @pytest.mark.parametrize("shape", [(37, 91), (7, 13), (500, 333), (1000, 1500)])
@@ -39,14 +39,14 @@ def test_upsampling_any_band_of_rows_matches_torch(shape):
 def test_strips_give_exactly_the_whole_image_result(colorizer, real_photos, monkeypatch):
     rgb = real_photos[0]
     whole = colorizer(rgb)
-    monkeypatch.setattr(inference, "STRIP_PIXELS", rgb.shape[1] * 7 + 3)  # 7 rows a strip
+    monkeypatch.setattr(colorizer_module, "STRIP_PIXELS", rgb.shape[1] * 7 + 3)  # 7 rows a strip
     strips = colorizer(rgb)
     assert np.array_equal(whole, strips)
     # ... and the same as converting the fully upsampled Lab in one piece, the plain way.
-    from colorlib.lab import fast_lightness
+    from colorlib.photos.lab import fast_lightness
 
     L = fast_lightness(rgb)
-    ab_small = inference.predict_ab_small(colorizer.net, [L], 32)[0]
+    ab_small = colorizer_module.predict_ab_small(colorizer.net, [L], 32)[0]
     plain = fast_lab_to_rgb(np.concatenate(
         [L[..., None], denormalize_ab(upsample_ab(ab_small, *L.shape)).transpose(1, 2, 0)], 2))
     assert np.array_equal(plain, whole)
@@ -63,7 +63,7 @@ def test_memory_per_pixel_stays_near_the_size_of_the_result(colorizer, monkeypat
     Lab, float RGB: about 40 B/px more) would fail this bound, which is
     what lets a 200 MP photo fit in about 2.5 GB.
     """
-    monkeypatch.setattr(inference, "STRIP_PIXELS", 200_000)
+    monkeypatch.setattr(colorizer_module, "STRIP_PIXELS", 200_000)
     h, w = 1500, 2000
     y, x = np.mgrid[0:h, 0:w]
     rgb = np.stack([x % 256, y % 256, (x + y) % 256], -1).astype(np.uint8)
@@ -83,7 +83,7 @@ def test_memory_per_pixel_stays_near_the_size_of_the_result(colorizer, monkeypat
 def test_batches_stop_at_a_pixel_budget(colorizer, monkeypatch):
     seen = []
     hook = colorizer.net.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
-    monkeypatch.setattr(inference, "BATCH_PIXELS", 3 * 40 * 40)
+    monkeypatch.setattr(colorizer_module, "BATCH_PIXELS", 3 * 40 * 40)
     try:
         photos = [np.full((40, 40), v, np.uint8) for v in (10, 60, 110, 160, 210)]
         outs = list(colorizer.colorize_many(photos, batch_size=16))

@@ -18,12 +18,12 @@ import torch
 from robust_helpers import (error_lines, make_training_photos, stage_run, tiny_checkpoint,
                             torch_threads)
 
-from colorlib import checkpoint as checkpoint_module
-from colorlib.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from colorlib.cli import main
-from colorlib.data import DataConfig
-from colorlib.inference import load_generator
-from colorlib.train import train_stage
+from colorlib.data.sources import DataConfig
+from colorlib.inference.colorizer import load_generator
+from colorlib.training import checkpoint as checkpoint_module
+from colorlib.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from colorlib.training.runner import train_stage
 
 PAYLOAD = {"stage": "baseline", "model": {"arch": "pix2pix_unet", "size": 32},
            "generator": {"w": torch.arange(50_000, dtype=torch.float32)}}

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from colorlib import ab_classes
-from colorlib.classify import (DECODINGS, ClassUnet, class_centres, decode_ab, decodings,
-                               dense_targets, measure_class_prior, nearest_class,
-                               rebalanced_cross_entropy, soft_encode)
-from colorlib.lab import AB_SCALE
+from colorlib.models import ab_classes
+from colorlib.models.classify import (DECODINGS, ClassUnet, class_centres, decode_ab, decodings,
+                                      dense_targets, measure_class_prior, nearest_class,
+                                      rebalanced_cross_entropy, soft_encode)
+from colorlib.photos.lab import AB_SCALE
 
 CENTRES = torch.tensor(class_centres(), dtype=torch.float32)
 Q = len(CENTRES)
@@ -169,7 +169,7 @@ def test_annealed_mean_runs_from_the_mean_at_t1_to_the_mode_as_t_falls():
 def _one_hot_net(k: int, size: int = 64, temperature: float = 0.38) -> ClassUnet:
     """The stub network: a real ClassUnet whose last layer ignores its input and scores
     class ``k`` 30 above every other class, for every pixel of every photo."""
-    from colorlib.networks import ModelConfig, build_generator
+    from colorlib.models.networks import ModelConfig, build_generator
 
     torch.manual_seed(0)
     net = build_generator(ModelConfig(arch="resnet18_unet", size=size, classes=Q,
@@ -200,8 +200,8 @@ def test_decodings_of_one_pass():
 
 # ------------------------------------------------------------------ rebalancing
 def test_rebalancing_weights_average_one_per_pixel_on_the_training_distribution(tiny_root):
-    from colorlib.data import ColorizationDataset, resolve_source
-    from colorlib.data import DataConfig
+    from colorlib.data.loading import ColorizationDataset
+    from colorlib.data.sources import DataConfig, resolve_source
 
     train_paths = resolve_source(DataConfig(source="tiny", size=32))[0][::4]  # 48 photos
     dataset = ColorizationDataset(train_paths, 32, lab=False)
@@ -221,7 +221,7 @@ def test_rebalancing_weights_average_one_per_pixel_on_the_training_distribution(
 
 def _ab_of(dataset, i: int) -> torch.Tensor:
     """One photo's a*b* (N, 2, Lab units) through the numpy colour path, not the loader's."""
-    from colorlib.lab import rgb_to_lab
+    from colorlib.photos.lab import rgb_to_lab
 
     rgb = np.asarray(dataset.pixels(i)).transpose(1, 2, 0)  # the dataset keeps 3xHxW
     return torch.from_numpy(rgb_to_lab(rgb)[..., 1:].reshape(-1, 2).astype(np.float32))
@@ -231,8 +231,9 @@ def _ab_of(dataset, i: int) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def one_hot_checkpoint(tmp_path_factory):
     """A classify checkpoint (full, resumable format) holding the one-hot stub, and its class."""
-    from colorlib.networks import ModelConfig
-    from colorlib.train import TrainConfig, Trainer
+    from colorlib.models.networks import ModelConfig
+    from colorlib.training.config import TrainConfig
+    from colorlib.training.loop import Trainer
 
     k = int(nearest_class(torch.tensor([[20.0, 30.0]]), CENTRES))  # a warm orange
     trainer = Trainer.build(ModelConfig(arch="resnet18_unet", size=64, classes=Q),
@@ -250,8 +251,8 @@ def _mid_grey_photo(tmp_path):
 
 
 def _ab_of_file(path) -> np.ndarray:
-    from colorlib.images import load_rgb
-    from colorlib.lab import rgb_to_lab
+    from colorlib.photos.image_files import load_rgb
+    from colorlib.photos.lab import rgb_to_lab
 
     return rgb_to_lab(load_rgb(path))[..., 1:].reshape(-1, 2)
 
@@ -260,9 +261,9 @@ def _ab_of_file(path) -> np.ndarray:
 @pytest.mark.parametrize("temperature", [None, 0.0, 1.0])
 def test_one_hot_stub_colours_a_photo_with_its_class_through_colorizer(one_hot_checkpoint,
                                                                        tmp_path, temperature):
-    from colorlib.images import load_rgb
-    from colorlib.inference import Colorizer
-    from colorlib.lab import rgb_to_lab
+    from colorlib.inference.colorizer import Colorizer
+    from colorlib.photos.image_files import load_rgb
+    from colorlib.photos.lab import rgb_to_lab
 
     ckpt, k = one_hot_checkpoint
     colorizer = Colorizer.load(ckpt, temperature=temperature)
@@ -290,8 +291,8 @@ def test_one_hot_stub_colours_a_photo_with_its_class_through_the_cli(one_hot_che
 
 # ------------------------------------------------------------------ train, resume, export
 def _run(folder, ckpt_dir, max_steps: int, **train):
-    from colorlib.data import DataConfig
-    from colorlib.train import RunConfig, TrainConfig
+    from colorlib.data.sources import DataConfig
+    from colorlib.training.config import RunConfig, TrainConfig
 
     return RunConfig(TrainConfig(stage="classify", epochs=5, max_steps=max_steps, **train),
                      DataConfig(source=str(folder), size=32, batch_size=4),
@@ -301,9 +302,10 @@ def _run(folder, ckpt_dir, max_steps: int, **train):
 
 @pytest.mark.slow
 def test_checkpoint_stores_the_prior_measured_on_the_training_photos(photo_folder, tmp_path):
-    from colorlib.checkpoint import load_checkpoint
-    from colorlib.data import ColorizationDataset, resolve_source
-    from colorlib.train import train_stage
+    from colorlib.data.loading import ColorizationDataset
+    from colorlib.data.sources import resolve_source
+    from colorlib.training.checkpoint import load_checkpoint
+    from colorlib.training.runner import train_stage
 
     result = train_stage(_run(photo_folder, tmp_path / "ck", 1), log=lambda msg: None)
     stored = load_checkpoint(result.checkpoint, stage="classify")
@@ -325,8 +327,8 @@ def test_checkpoint_stores_the_prior_measured_on_the_training_photos(photo_folde
 def test_resume_is_exact_and_keeps_the_stored_weights(photo_folder, tmp_path):
     """Two steps, then one more on resume, equal three steps in one go, bitwise; the resume
     reads the class weights from the checkpoint instead of measuring them again."""
-    from colorlib.checkpoint import load_checkpoint
-    from colorlib.train import train_stage
+    from colorlib.training.checkpoint import load_checkpoint
+    from colorlib.training.runner import train_stage
 
     def logged(lines):
         return lambda msg: lines.append(str(msg))
@@ -344,7 +346,7 @@ def test_resume_is_exact_and_keeps_the_stored_weights(photo_folder, tmp_path):
         assert torch.equal(value, b["generator"][key]), key
     assert [h["loss_G_class"] for h in a["history"]] == [h["loss_G_class"] for h in b["history"]]
     # the ablation's flag is part of the run's settings: a resume with the other one is refused
-    from colorlib.checkpoint import CheckpointError
+    from colorlib.training.checkpoint import CheckpointError
 
     with pytest.raises((CheckpointError, ValueError), match="--no-rebalance"):
         train_stage(_run(photo_folder, tmp_path / "b", 4, rebalance=False), log=lambda msg: None)
@@ -352,10 +354,10 @@ def test_resume_is_exact_and_keeps_the_stored_weights(photo_folder, tmp_path):
 
 @pytest.mark.slow
 def test_export_loads_and_colours_like_the_checkpoint(photo_folder, tmp_path, real_photos):
-    from colorlib.checkpoint import load_checkpoint
-    from colorlib.export import export_generator
-    from colorlib.inference import Colorizer
-    from colorlib.train import train_stage
+    from colorlib.inference.colorizer import Colorizer
+    from colorlib.inference.export import export_generator
+    from colorlib.training.checkpoint import load_checkpoint
+    from colorlib.training.runner import train_stage
 
     result = train_stage(_run(photo_folder, tmp_path / "ck", 2), log=lambda msg: None)
     exported = export_generator(result.checkpoint)
@@ -412,7 +414,7 @@ def test_cli_train_resume_export_colorize_evaluate(photo_folder, tmp_path, capsy
 
 # ------------------------------------------------------------------ helpers around the stage
 def test_final_stage_is_never_the_side_road():
-    from colorlib.stages import MAIN_ROAD, final_stage
+    from colorlib.models.stages import MAIN_ROAD, final_stage
 
     assert MAIN_ROAD == ("baseline", "pretrain", "gan")
     assert final_stage(["baseline", "pretrain", "gan", "classify"]) == "gan"
@@ -422,7 +424,7 @@ def test_final_stage_is_never_the_side_road():
 
 
 def test_winners_say_which_metric_each_model_wins():
-    from colorlib.results import winners, winners_in_words
+    from colorlib.teaching.published_results import winners, winners_in_words
 
     truth = {"colorfulness_truth": 30.0, "grey_fraction_truth": 0.2}
     results = {"scores": {
@@ -440,7 +442,7 @@ def test_winners_say_which_metric_each_model_wins():
 
 
 def test_plot_ab_versions_titles_carry_each_versions_numbers():
-    from colorlib.figures import plot_ab_versions, version_stats
+    from colorlib.teaching.figures import plot_ab_versions, version_stats
 
     L = torch.zeros(2, 1, 8, 8)
     grey, vivid = torch.zeros(2, 2, 8, 8), torch.full((2, 2, 8, 8), 30 / AB_SCALE)
@@ -469,9 +471,10 @@ def _uneven_prior() -> np.ndarray:
 @pytest.fixture(scope="module")
 def exported_classify(tmp_path_factory):
     """A classify checkpoint (untrained, 32 px) with uneven class buffers, and its export."""
-    from colorlib.export import export_generator
-    from colorlib.networks import ModelConfig
-    from colorlib.train import TrainConfig, Trainer
+    from colorlib.inference.export import export_generator
+    from colorlib.models.networks import ModelConfig
+    from colorlib.training.config import TrainConfig
+    from colorlib.training.loop import Trainer
 
     trainer = Trainer.build(ModelConfig(arch="resnet18_unet", size=32, classes=Q),
                             TrainConfig(stage="classify"), device="cpu", weights=None)
@@ -484,8 +487,8 @@ def test_export_keeps_the_class_buffers_at_full_precision(exported_classify):
     """Issue 23: export stored the bin centres, rebalancing weights and class shares in
     float16. They are the checkpoint's, exactly, and decode the same colours from the same
     class scores; the weights are still halved."""
-    from colorlib.checkpoint import load_checkpoint
-    from colorlib.classify import CLASS_BUFFERS
+    from colorlib.models.classify import CLASS_BUFFERS
+    from colorlib.training.checkpoint import load_checkpoint
 
     ckpt, exported = exported_classify
     full, small = load_checkpoint(ckpt)["generator"], load_checkpoint(exported)["generator"]
@@ -508,7 +511,7 @@ def test_an_exported_classify_model_colours_a_photo_like_its_checkpoint(exported
     T = 0, may flip between neighbouring classes on a few pixels, so it is not compared.)"""
     from robust_helpers import gradient
 
-    from colorlib.inference import Colorizer
+    from colorlib.inference.colorizer import Colorizer
 
     ckpt, exported = exported_classify
     photo = gradient(48, 64)
@@ -528,10 +531,11 @@ def test_init_from_a_checkpoint_that_is_not_pretrain_is_one_line(tmp_path, stage
 
     from robust_helpers import error_lines, tiny_checkpoint
 
-    from colorlib.checkpoint import CheckpointError
     from colorlib.cli import main
-    from colorlib.networks import ModelConfig
-    from colorlib.train import TrainConfig, Trainer
+    from colorlib.models.networks import ModelConfig
+    from colorlib.training.checkpoint import CheckpointError
+    from colorlib.training.config import TrainConfig
+    from colorlib.training.loop import Trainer
 
     path = tmp_path / f"{stage}.pt"
     if stage == "classify":

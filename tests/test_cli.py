@@ -83,7 +83,7 @@ def test_train_then_colorize_end_to_end(photo_folder, tmp_path):
 
 def test_train_offers_every_gan_loss_of_colorlib():
     from colorlib.cli import build_parser
-    from colorlib.losses import GAN_MODES
+    from colorlib.models.losses import GAN_MODES
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     (action,) = [a for a in train._actions if "--gan-mode" in a.option_strings]

@@ -10,16 +10,16 @@ import io
 import warnings
 from pathlib import Path
 
+import icc_profiles as icc
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageCms
 
-import icc_profiles as icc
-from colorlib.images import ColourProfileWarning, load_rgb, save_rgb, srgb_icc_bytes
-from colorlib.inference import Colorizer
-from colorlib.lab import rgb_to_lab
-from colorlib.networks import ModelConfig
+from colorlib.inference.colorizer import Colorizer
+from colorlib.models.networks import ModelConfig
+from colorlib.photos.image_files import ColourProfileWarning, load_rgb, save_rgb, srgb_icc_bytes
+from colorlib.photos.lab import rgb_to_lab
 
 RAMP = np.tile(np.arange(256, dtype=np.uint8), (8, 1))  # 8 x 256 grey ramp
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from colorlib.figures import plot_image_grid, save_comparison_gif
-from colorlib.lab import mean_chroma, normalize_ab
+from colorlib.photos.lab import mean_chroma, normalize_ab
+from colorlib.teaching.figures import plot_image_grid, save_comparison_gif
 
 
 def test_gif_has_one_captioned_frame_per_image(tmp_path, real_photos):

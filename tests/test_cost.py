@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from colorlib import cost
-from colorlib.checkpoint import checkpoint_path
-from colorlib.networks import ModelConfig, build_discriminator, build_generator
-from colorlib.pix2pix import Pix2Pix
+from colorlib.models.networks import ModelConfig, build_discriminator, build_generator
+from colorlib.models.pix2pix import Pix2Pix
+from colorlib.training import cost
+from colorlib.training.checkpoint import checkpoint_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def test_cpu_throughput_constants_are_the_benchmark_file_s():
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["baseline", "pretrain", "gan"])
 def test_counted_flops_match_one_real_training_step(stage):
-    from colorlib.stages import get_stage
+    from colorlib.models.stages import get_stage
 
     size, filters = 64, 8  # batch 2: BatchNorm in train mode needs more than one value
     cfg = ModelConfig(arch=get_stage(stage).arch, size=size, num_filters=filters)
@@ -61,7 +61,8 @@ def test_flops_grow_with_the_image_area():
 
 
 def test_checkpoint_size_is_what_a_saved_checkpoint_takes(tmp_path):
-    from colorlib.train import Trainer, TrainConfig
+    from colorlib.training.config import TrainConfig
+    from colorlib.training.loop import Trainer
 
     size, filters = 32, 8
     measured = cost.checkpoint_bytes("baseline", size, filters)

@@ -23,7 +23,7 @@ import torch
 from test_legacy_checkpoint import (ADAM_REL, NETS, OPTIMISERS, STEP2, WEIGHT_MOVES,
                                     assert_adam_continues, assert_weights_continue, compare)
 
-from colorlib.checkpoint import load_checkpoint
+from colorlib.training.checkpoint import load_checkpoint
 
 TESTS = Path(__file__).resolve().parent
 CHILD = """
@@ -31,7 +31,7 @@ import json, sys, torch
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 from robust_helpers import make_training_photos
-from colorlib.data import DataConfig
+from colorlib.data.sources import DataConfig
 from test_legacy_checkpoint import STEP2, continue_from
 photos = make_training_photos(Path({work!r}) / "photos", n=10, side=40)
 data = DataConfig(source=str(photos), size=64, batch_size=4, seed=7)

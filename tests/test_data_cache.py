@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colorlib import data
+from colorlib.data import sources
 
 
 @pytest.fixture()
@@ -30,9 +30,9 @@ def fake_coco(tmp_path, monkeypatch):
         calls.append(1)
         return folder
 
-    monkeypatch.setattr(data, "_fetch_coco_sample", fetch)
-    monkeypatch.setattr(data, "COCO_SAMPLE_SIZE", 30)
-    monkeypatch.setattr(data, "COCO_TRAIN_SIZE", 24)
+    monkeypatch.setattr(sources, "_fetch_coco_sample", fetch)
+    monkeypatch.setattr(sources, "COCO_SAMPLE_SIZE", 30)
+    monkeypatch.setattr(sources, "COCO_TRAIN_SIZE", 24)
     return folder, calls
 
 
@@ -42,7 +42,7 @@ def offline(*_):
 
 def test_without_a_cache_it_is_the_tutorials_draw(fake_coco):
     folder, calls = fake_coco
-    train, val = data.coco_sample_paths(123, cache=())
+    train, val = sources.coco_sample_paths(123, cache=())
     assert (len(train), len(val), len(calls)) == (24, 6, 1)
     paths = np.array(sorted(str(p) for p in folder.glob("*.jpg")))
     rng = np.random.RandomState(123)  # the tutorial's own lines
@@ -56,15 +56,15 @@ def test_prepared_once_then_found_on_a_new_machine(fake_coco, tmp_path, monkeypa
     folder, calls = fake_coco
     drive = tmp_path / "drive" / "data"
     logs = []
-    train, val = data.coco_sample_paths(123, cache=[drive], local=tmp_path / "vm1", log=logs.append)
+    train, val = sources.coco_sample_paths(123, cache=[drive], local=tmp_path / "vm1", log=logs.append)
     archive = drive / "coco_sample_seed123.tar"
     assert archive.is_file() and len(calls) == 1
     assert "later runs copy that file" in logs[-1]
     assert not list(drive.glob(".*"))  # no partial file left
     # A new machine: nothing local, no network; the prepared copy is all there is.
-    monkeypatch.setattr(data, "_fetch_coco_sample", offline)
+    monkeypatch.setattr(sources, "_fetch_coco_sample", offline)
     logs.clear()
-    train2, val2 = data.coco_sample_paths(123, cache=[drive], local=tmp_path / "vm2",
+    train2, val2 = sources.coco_sample_paths(123, cache=[drive], local=tmp_path / "vm2",
                                           log=logs.append)
     assert [p.name for p in train2] == [p.name for p in train]
     assert [p.name for p in val2] == [p.name for p in val]
@@ -73,7 +73,7 @@ def test_prepared_once_then_found_on_a_new_machine(fake_coco, tmp_path, monkeypa
     assert "no download" in logs[-1]
     # Same machine again (a re-run cell): nothing is unpacked twice.
     stamp = (tmp_path / "vm2" / train2[0].name).stat().st_mtime_ns
-    data.coco_sample_paths(123, cache=[drive], local=tmp_path / "vm2", log=logs.append)
+    sources.coco_sample_paths(123, cache=[drive], local=tmp_path / "vm2", log=logs.append)
     assert (tmp_path / "vm2" / train2[0].name).stat().st_mtime_ns == stamp
 
 
@@ -81,23 +81,23 @@ def test_the_environment_names_the_cache_and_later_folders_are_only_read(
         fake_coco, tmp_path, monkeypatch):
     folder, calls = fake_coco
     attached = tmp_path / "input" / "data"
-    data.coco_sample_paths(123, cache=[attached], local=tmp_path / "vm1", log=lambda m: None)
+    sources.coco_sample_paths(123, cache=[attached], local=tmp_path / "vm1", log=lambda m: None)
     attached.chmod(0o555)
-    monkeypatch.setattr(data, "_fetch_coco_sample", offline)
+    monkeypatch.setattr(sources, "_fetch_coco_sample", offline)
     working = tmp_path / "working" / "data"
     monkeypatch.setenv("COLORLIB_DATA_CACHE", f"{working}:{attached}")
-    train, _ = data.coco_sample_paths(123, local=tmp_path / "vm2", log=lambda m: None)
+    train, _ = sources.coco_sample_paths(123, local=tmp_path / "vm2", log=lambda m: None)
     assert len(train) == 24 and not working.exists()  # found in the second; nothing written
-    cfg = data.DataConfig(source="coco")  # cache=None: the environment decides
-    assert len(data.resolve_source(cfg)[0]) == 24
+    cfg = sources.DataConfig(source="coco")  # cache=None: the environment decides
+    assert len(sources.resolve_source(cfg)[0]) == 24
     attached.chmod(0o755)  # so the temporary folder can be removed
 
 
 def test_each_seed_keeps_its_own_prepared_copy(fake_coco, tmp_path):
     folder, calls = fake_coco
     cache = [tmp_path / "data"]
-    a, _ = data.coco_sample_paths(123, cache=cache, local=tmp_path / "a", log=lambda m: None)
-    b, _ = data.coco_sample_paths(7, cache=cache, local=tmp_path / "b", log=lambda m: None)
+    a, _ = sources.coco_sample_paths(123, cache=cache, local=tmp_path / "a", log=lambda m: None)
+    b, _ = sources.coco_sample_paths(7, cache=cache, local=tmp_path / "b", log=lambda m: None)
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == \
         ["coco_sample_seed123.tar", "coco_sample_seed7.tar"]
     assert [p.name for p in a] != [p.name for p in b]
@@ -107,7 +107,7 @@ def test_each_seed_keeps_its_own_prepared_copy(fake_coco, tmp_path):
 def test_a_damaged_prepared_copy_is_named_and_kept(fake_coco, tmp_path, monkeypatch, damage):
     folder, calls = fake_coco
     cache = tmp_path / "data"
-    data.coco_sample_paths(123, cache=[cache], local=tmp_path / "vm1", log=lambda m: None)
+    sources.coco_sample_paths(123, cache=[cache], local=tmp_path / "vm1", log=lambda m: None)
     archive = cache / "coco_sample_seed123.tar"
     if damage == "truncated":
         archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
@@ -117,9 +117,9 @@ def test_a_damaged_prepared_copy_is_named_and_kept(fake_coco, tmp_path, monkeypa
         with tarfile.open(archive, "w") as tar:
             tar.add(next(folder.glob("*.jpg")), arcname="photo.jpg")
     before = archive.read_bytes()
-    monkeypatch.setattr(data, "_fetch_coco_sample", offline)
-    with pytest.raises(data.DataCacheError, match="coco_sample_seed123.tar: not a usable") as err:
-        data.coco_sample_paths(123, cache=[cache], local=tmp_path / "vm2", log=lambda m: None)
+    monkeypatch.setattr(sources, "_fetch_coco_sample", offline)
+    with pytest.raises(sources.DataCacheError, match="coco_sample_seed123.tar: not a usable") as err:
+        sources.coco_sample_paths(123, cache=[cache], local=tmp_path / "vm2", log=lambda m: None)
     assert "delete it" in str(err.value) and "\n" not in str(err.value)
     assert archive.read_bytes() == before  # the user's file is never deleted or rewritten
     assert not (tmp_path / "vm2" / "colorlib-coco-manifest.json").exists()
@@ -128,12 +128,12 @@ def test_a_damaged_prepared_copy_is_named_and_kept(fake_coco, tmp_path, monkeypa
 def test_an_unpack_cut_short_is_redone(fake_coco, tmp_path, monkeypatch):
     folder, calls = fake_coco
     cache = [tmp_path / "data"]
-    train, _ = data.coco_sample_paths(123, cache=cache, local=tmp_path / "vm", log=lambda m: None)
-    train, _ = data.coco_sample_paths(123, cache=cache, local=tmp_path / "vm", log=lambda m: None)
+    train, _ = sources.coco_sample_paths(123, cache=cache, local=tmp_path / "vm", log=lambda m: None)
+    train, _ = sources.coco_sample_paths(123, cache=cache, local=tmp_path / "vm", log=lambda m: None)
     victim = tmp_path / "vm" / train[3].name
     victim.write_bytes(victim.read_bytes()[:100])  # as if the machine stopped mid-copy
-    monkeypatch.setattr(data, "_fetch_coco_sample", offline)
-    train, _ = data.coco_sample_paths(123, cache=cache, local=tmp_path / "vm", log=lambda m: None)
+    monkeypatch.setattr(sources, "_fetch_coco_sample", offline)
+    train, _ = sources.coco_sample_paths(123, cache=cache, local=tmp_path / "vm", log=lambda m: None)
     assert victim.read_bytes() == (folder / victim.name).read_bytes()
 
 
@@ -142,20 +142,20 @@ def test_an_unwritable_cache_warns_and_trains_on(fake_coco, tmp_path):
     blocker = tmp_path / "data"
     blocker.write_text("a file where the cache folder should be")
     with pytest.warns(UserWarning, match="could not keep a prepared copy"):
-        train, val = data.coco_sample_paths(123, cache=[blocker], log=lambda m: None)
+        train, val = sources.coco_sample_paths(123, cache=[blocker], log=lambda m: None)
     assert len(train) == 24 and blocker.read_text().startswith("a file")
 
 
 def test_an_incomplete_download_is_named(fake_coco, monkeypatch):
     folder, calls = fake_coco
-    monkeypatch.setattr(data, "COCO_SAMPLE_SIZE", 50)
+    monkeypatch.setattr(sources, "COCO_SAMPLE_SIZE", 50)
     with pytest.raises(ValueError, match="train_sample: 40 photos.*incomplete"):
-        data.coco_sample_paths(123, cache=())
+        sources.coco_sample_paths(123, cache=())
 
 
 def test_the_manifest_records_the_split(fake_coco, tmp_path):
     folder, calls = fake_coco
-    train, val = data.coco_sample_paths(123, cache=[tmp_path], log=lambda m: None)
+    train, val = sources.coco_sample_paths(123, cache=[tmp_path], log=lambda m: None)
     with tarfile.open(tmp_path / "coco_sample_seed123.tar") as tar:
         first = tar.next()
         manifest = json.loads(tar.extractfile(first).read())

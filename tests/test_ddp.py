@@ -34,16 +34,17 @@ import sys
 import pytest
 import torch
 
-from colorlib.checkpoint import load_checkpoint
+from colorlib.training.checkpoint import load_checkpoint
 
 WORKER = '''
 import sys
 import torch
 import torch.nn.functional as F
 torch.set_num_threads(1)
-from colorlib import distributed
-from colorlib.data import DataConfig
-from colorlib.train import RunConfig, TrainConfig, train_stage
+from colorlib.training import distributed
+from colorlib.data.sources import DataConfig
+from colorlib.training.config import RunConfig, TrainConfig
+from colorlib.training.runner import train_stage
 
 
 class FrozenBatchNorm(torch.nn.BatchNorm2d):
@@ -83,9 +84,11 @@ TROUBLE_WORKER = '''
 import os, sys
 import torch
 torch.set_num_threads(1)
-from colorlib import pix2pix, train
-from colorlib.data import DataConfig
-from colorlib.train import RunConfig, TrainConfig, train_stage
+from colorlib.models import pix2pix
+from colorlib.training import loop
+from colorlib.data.sources import DataConfig
+from colorlib.training.config import RunConfig, TrainConfig
+from colorlib.training.runner import train_stage
 
 out, data, trouble = sys.argv[1], sys.argv[2], sys.argv[3]
 rank = int(os.environ["RANK"])
@@ -98,24 +101,24 @@ if rank == 1 and trouble == "nan":  # rank 1's L1 loss turns NaN at its second s
         return loss * float("nan") if len(calls) >= 2 else loss
     pix2pix.l1_loss = l1_loss
 if rank == 1 and trouble == "unreadable":  # rank 1's share of the second batch: unreadable
-    real_prepare = train.prepare_batch
+    real_prepare = loop.prepare_batch
     def prepare_batch(batch, *args, **kwargs):
         if kwargs.get("augment"):  # training batches, not the validation batch
             calls.append(1)
             if len(calls) == 2:
                 return None
         return real_prepare(batch, *args, **kwargs)
-    train.prepare_batch = prepare_batch
+    loop.prepare_batch = prepare_batch
 if rank == 1 and trouble == "interrupt":  # Ctrl-C reaches rank 1 alone, in its second step
     import signal
-    real_prepare = train.prepare_batch
+    real_prepare = loop.prepare_batch
     def prepare_batch(batch, *args, **kwargs):
         if kwargs.get("augment"):
             calls.append(1)
             if len(calls) == 2:
                 os.kill(os.getpid(), signal.SIGINT)
         return real_prepare(batch, *args, **kwargs)
-    train.prepare_batch = prepare_batch
+    loop.prepare_batch = prepare_batch
 stage = "pretrain" if trouble == "nan" else "baseline"
 run = RunConfig(TrainConfig(stage=stage, epochs=3, seed=5, max_steps=4),
                 DataConfig(source=data, size=32, batch_size=8, seed=5),

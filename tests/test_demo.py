@@ -6,7 +6,7 @@ import pytest
 
 from colorlib.cli import main
 from colorlib.demo import _make_room, demo_files
-from colorlib.outputs import Manifest
+from colorlib.inference.output_rule import Manifest
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""``colorlib evaluate`` and colorlib.evaluate on a few real photos with a tiny checkpoint."""
+"""``colorlib evaluate`` and colorlib.inference.evaluate on a few real photos with a tiny checkpoint."""
 import json
 import shutil
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from colorlib.cli import EXIT_ERROR, EXIT_FAILED, main
-from colorlib.evaluate import (evaluate_paths, find_eval_images, format_table, greyscale_version,
-                               limit_side)
-from colorlib.images import load_rgb
-from colorlib.lab import rgb_to_lab
-from colorlib.metrics import PSNR_CAP
+from colorlib.inference.evaluate import (evaluate_paths, find_eval_images, format_table,
+                                         greyscale_version, limit_side)
+from colorlib.photos.image_files import load_rgb
+from colorlib.photos.lab import rgb_to_lab
+from colorlib.photos.metrics import PSNR_CAP
 
 KEYS = {"psnr", "ssim", "auc", "colorfulness", "delta_colorfulness", "grey_fraction",
         "grey_fraction_truth", "colorfulness_truth"}
@@ -21,10 +21,11 @@ def tiny_checkpoint(tmp_path_factory, tiny_root):
     """A small pix2pix generator trained for two steps on real crops: enough to have weights."""
     import torch
 
-    from colorlib.images import resize_rgb
-    from colorlib.lab import rgb_to_lab_tensor
-    from colorlib.networks import ModelConfig
-    from colorlib.train import TrainConfig, Trainer
+    from colorlib.models.networks import ModelConfig
+    from colorlib.photos.image_files import resize_rgb
+    from colorlib.photos.lab import rgb_to_lab_tensor
+    from colorlib.training.config import TrainConfig
+    from colorlib.training.loop import Trainer
 
     crops = [resize_rgb(load_rgb(p), 32) for p in sorted((tiny_root / "train").glob("*.png"))[::20]]
     L, ab = rgb_to_lab_tensor(torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2))
@@ -160,8 +161,8 @@ def test_comparison_table_and_ab_histogram_plot(eval_folder):
     import matplotlib
 
     matplotlib.use("Agg")
-    from colorlib.evaluate import comparison_table
-    from colorlib.figures import plot_ab_histograms
+    from colorlib.inference.evaluate import comparison_table
+    from colorlib.teaching.figures import plot_ab_histograms
 
     paths = sorted(eval_folder.glob("*.png"))[:2]
     grey = evaluate_paths(paths, colorize_fn=lambda g: g, progress=False, histograms=True)

@@ -5,14 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from colorlib import export
-from colorlib import notebook as nb
-from colorlib.checkpoint import CheckpointError, is_export, load_checkpoint
 from colorlib.cli import main as cli
-from colorlib.device import DevicePolicy
-from colorlib.inference import Colorizer
-from colorlib.networks import ModelConfig
-from colorlib.train import TrainConfig, Trainer
+from colorlib.inference import export
+from colorlib.inference.colorizer import Colorizer
+from colorlib.models.networks import ModelConfig
+from colorlib.system.device import DevicePolicy
+from colorlib.teaching import notebook as nb
+from colorlib.training.checkpoint import CheckpointError, is_export, load_checkpoint
+from colorlib.training.config import TrainConfig
+from colorlib.training.loop import Trainer
 
 
 def checkpoint(tmp_path, stage="baseline", size=32, amp_dtype=None, steps=0):
@@ -64,7 +65,7 @@ def test_the_cli_exports_and_colorize_and_evaluate_load_it(ck, tmp_path, real_ph
     assert cli(["export", str(ck)]) == 2  # never replaced without --overwrite
     assert "--overwrite" in capsys.readouterr().err
     assert cli(["export", str(ck), "--out", str(ck)]) == 2  # nor over its own checkpoint
-    from colorlib.images import save_rgb
+    from colorlib.photos.image_files import save_rgb
 
     photos = tmp_path / "photos"
     photos.mkdir()

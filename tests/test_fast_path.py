@@ -2,8 +2,8 @@
 
 Straightforward: decode each photo, resize, skimage ``rgb2lab`` per image
 (float64), normalise; every epoch. Fast: decode once into a cache
-(:class:`colorlib.data.CachedLoader`), convert whole batches with the
-float32 numpy formulas of :mod:`colorlib.lab`, fused Adam, and optionally
+(:class:`colorlib.data.loading.CachedLoader`), convert whole batches with the
+float32 numpy formulas of :mod:`colorlib.photos.lab`, fused Adam, and optionally
 bf16 on CPUs that have it.
 
 Tolerance for the colour conversions: 1e-5 in normalised units, i.e.
@@ -19,14 +19,16 @@ import torch
 from skimage import color as skcolor
 from torch.utils.data import DataLoader, Dataset
 
-from colorlib import data as data_module
-from colorlib import lab
-from colorlib.data import (CachedLoader, ColorizationDataset, EpochSampler, collate,
-                           find_images, make_loader, prepare_batch, random_hflip)
-from colorlib.images import load_rgb, resize_rgb
-from colorlib.networks import ModelConfig
-from colorlib.device import cpu_has_native_bf16
-from colorlib.train import TrainConfig, Trainer
+from colorlib.data import loading
+from colorlib.data.loading import (CachedLoader, ColorizationDataset, EpochSampler, collate,
+                                   make_loader, prepare_batch, random_hflip)
+from colorlib.data.sources import find_images
+from colorlib.models.networks import ModelConfig
+from colorlib.photos import lab
+from colorlib.photos.image_files import load_rgb, resize_rgb
+from colorlib.system.device import cpu_has_native_bf16
+from colorlib.training.config import TrainConfig
+from colorlib.training.loop import Trainer
 
 ATOL = 1e-5  # normalised units (L/50 - 1, ab/110)
 
@@ -150,7 +152,7 @@ def test_cached_batches_are_bitwise_those_of_an_uncached_loader(train_paths, mon
     def no_reading(*args, **kwargs):
         raise AssertionError("a cached loader read a file again")
 
-    monkeypatch.setattr(data_module, "load_rgb", no_reading)
+    monkeypatch.setattr(loading, "load_rgb", no_reading)
     cached.sampler.set_epoch(2)
     assert len(list(cached)) == len(train_paths) // 8
 

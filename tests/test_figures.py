@@ -1,6 +1,7 @@
 import numpy as np
 
-from colorlib.figures import lab_axis_cmap, plot_colorization_grid, plot_lab_channels, plot_losses
+from colorlib.teaching.figures import (lab_axis_cmap, plot_colorization_grid, plot_lab_channels,
+                                       plot_losses)
 
 
 def test_lab_axis_colour_maps_are_grey_at_zero_and_coloured_at_the_ends():
@@ -18,7 +19,7 @@ def _shown(ax) -> np.ndarray:
 
 
 def test_lab_channels_show_the_photo_then_L_a_b_in_order(real_photos):
-    from colorlib.lab import rgb_to_lab
+    from colorlib.photos.lab import rgb_to_lab
 
     rgb = real_photos[0]
     fig = plot_lab_channels(rgb)
@@ -31,7 +32,7 @@ def test_lab_channels_show_the_photo_then_L_a_b_in_order(real_photos):
 
 def test_colorization_grid_puts_input_prediction_truth_in_rows_and_photos_in_columns():
     """Distinct photos and distinct ab per row, so a swapped row or column shows."""
-    from colorlib.lab import merge_lab
+    from colorlib.photos.lab import merge_lab
 
     rng = np.random.default_rng(0)
     L = rng.uniform(-0.8, 0.8, (3, 1, 16, 16)).astype(np.float32)
@@ -72,10 +73,10 @@ def test_loss_plot_draws_each_loss_in_its_panel_with_the_validation_curve():
 def test_patch_verdicts_give_one_score_per_patch_and_draw_over_the_photo(real_photos):
     import torch
 
-    from colorlib.figures import patch_verdicts, plot_patch_verdicts
-    from colorlib.images import resize_rgb
-    from colorlib.lab import split_lab
-    from colorlib.networks import ModelConfig, build_discriminator
+    from colorlib.models.networks import ModelConfig, build_discriminator
+    from colorlib.photos.image_files import resize_rgb
+    from colorlib.photos.lab import split_lab
+    from colorlib.teaching.figures import patch_verdicts, plot_patch_verdicts
 
     L, ab = split_lab(resize_rgb(real_photos[0], 64))
     net_D = build_discriminator(ModelConfig(size=64)).train()
@@ -92,10 +93,10 @@ def test_patch_verdicts_give_one_score_per_patch_and_draw_over_the_photo(real_ph
 
 
 def test_simulated_failures_keep_lightness_and_change_colour_where_expected(real_photos):
-    from colorlib.figures import (ab_error_map, flattest_spot, plot_failure_modes,
-                                  simulate_colour_blob, simulate_colour_spill)
-    from colorlib.images import resize_rgb
-    from colorlib.lab import rgb_to_lab
+    from colorlib.photos.image_files import resize_rgb
+    from colorlib.photos.lab import rgb_to_lab
+    from colorlib.teaching.figures import (ab_error_map, flattest_spot, plot_failure_modes,
+                                           simulate_colour_blob, simulate_colour_spill)
 
     photo = resize_rgb(real_photos[0], 96)
     truth_L = rgb_to_lab(photo)[..., 0]
@@ -113,8 +114,8 @@ def test_simulated_failures_keep_lightness_and_change_colour_where_expected(real
 
 
 def test_ab_class_maps_draw_one_square_per_class():
-    from colorlib.ab_classes import in_gamut_centres
-    from colorlib.figures import plot_ab_classes
+    from colorlib.models.ab_classes import in_gamut_centres
+    from colorlib.teaching.figures import plot_ab_classes
 
     centres = in_gamut_centres()
     values = np.linspace(0.1, 1.0, len(centres))

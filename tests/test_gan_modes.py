@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from colorlib.losses import GAN_MODES
-from colorlib.networks import ModelConfig, build_discriminator, build_generator
-from colorlib.pix2pix import Pix2Pix, pair
+from colorlib.models.losses import GAN_MODES
+from colorlib.models.networks import ModelConfig, build_discriminator, build_generator
+from colorlib.models.pix2pix import Pix2Pix, pair
 
 
 @pytest.mark.parametrize("mode", GAN_MODES)

@@ -16,13 +16,16 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from colorlib import lab
-from colorlib.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from colorlib.data import ColorizationDataset, find_images, make_loader
-from colorlib.device import DevicePolicy, MixedPrecision
-from colorlib.networks import ModelConfig, build_discriminator, build_generator
-from colorlib.pix2pix import AdamSettings, Pix2Pix
-from colorlib.train import TrainConfig, Trainer
+from colorlib.data.loading import ColorizationDataset, make_loader
+from colorlib.data.sources import find_images
+from colorlib.models.networks import ModelConfig, build_discriminator, build_generator
+from colorlib.models.pix2pix import AdamSettings, Pix2Pix
+from colorlib.photos import lab
+from colorlib.system.device import DevicePolicy, MixedPrecision
+from colorlib.training.checkpoint import (load_checkpoint, restore_rng_state, rng_state,
+                                          save_checkpoint)
+from colorlib.training.config import TrainConfig
+from colorlib.training.loop import Trainer
 
 # kornia against skimage, in Lab units (L 0-100, a*b* about +-110; a just-noticeable
 # difference is about 1-2). Measured: at most 1.5e-5 in L and 5.4e-5 in a*b* on the tiny set's

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from colorlib.inference import Colorizer, colorize
-from colorlib.lab import rgb_to_lab
-from colorlib.networks import ModelConfig, build_generator
-from colorlib.train import TrainConfig, Trainer
+from colorlib.inference.colorizer import Colorizer, colorize
+from colorlib.models.networks import ModelConfig, build_generator
+from colorlib.photos.lab import rgb_to_lab
+from colorlib.training.config import TrainConfig
+from colorlib.training.loop import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def test_output_keeps_input_size_and_lightness(small_net, real_photos, shape):
 def test_greyscale_and_colour_inputs_give_the_same_result(small_net, real_photos):
     rgb = real_photos[1][:64, :64]
     grey = (rgb_to_lab(rgb)[..., 0] / 100 * 255).astype(np.uint8)  # approx. the same lightness
-    from colorlib.lab import lab_to_rgb
+    from colorlib.photos.lab import lab_to_rgb
 
     exact_grey = lab_to_rgb(np.stack([rgb_to_lab(rgb)[..., 0], np.zeros((64, 64)),
                                       np.zeros((64, 64))], -1))
@@ -52,8 +53,8 @@ def test_colorizer_loads_from_checkpoint(tmp_path, real_photos):
 
 
 def _batch_of(photos):
-    from colorlib.images import resize_rgb
-    from colorlib.lab import rgb_to_lab_tensor
+    from colorlib.photos.image_files import resize_rgb
+    from colorlib.photos.lab import rgb_to_lab_tensor
 
     rgb = np.stack([resize_rgb(p, 32) for p in photos[:4]])
     return rgb_to_lab_tensor(torch.from_numpy(rgb).permute(0, 3, 1, 2))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorlib import lab
+from colorlib.photos import lab
 
 
 def test_normalisation_maps_ranges_to_unit_interval():
@@ -57,7 +57,7 @@ def test_bad_shape_is_rejected():
 def test_pixel_chroma_is_the_distance_from_grey_in_lab_units():
     import torch
 
-    from colorlib.lab import mean_chroma, normalize_ab, pixel_chroma
+    from colorlib.photos.lab import mean_chroma, normalize_ab, pixel_chroma
 
     ab = np.zeros((2, 2, 3), np.float32)
     ab[:, 0, 0] = normalize_ab(np.array([30.0, 40.0]))  # chroma 50

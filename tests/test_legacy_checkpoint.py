@@ -22,11 +22,14 @@ import pytest
 import torch
 from robust_helpers import make_training_photos, stage_run, torch_threads
 
-from colorlib.checkpoint import load_checkpoint
-from colorlib.data import ColorizationDataset, DataConfig, make_loader, resolve_source
-from colorlib.inference import Colorizer
-from colorlib.networks import ModelConfig
-from colorlib.train import Callback, TrainConfig, Trainer, train_stage
+from colorlib.data.loading import ColorizationDataset, make_loader
+from colorlib.data.sources import DataConfig, resolve_source
+from colorlib.inference.colorizer import Colorizer
+from colorlib.models.networks import ModelConfig
+from colorlib.training.checkpoint import load_checkpoint
+from colorlib.training.config import TrainConfig
+from colorlib.training.loop import Callback, Trainer
+from colorlib.training.runner import train_stage
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STEP2, STEP4 = FIXTURES / "legacy_baseline_step2.pt", FIXTURES / "legacy_baseline_step4.pt"

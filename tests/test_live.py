@@ -2,9 +2,9 @@
 import pytest
 from robust_helpers import stage_run
 
-from colorlib.data import DataConfig, find_images
-from colorlib.live import LiveProgress
-from colorlib.train import train_stage
+from colorlib.data.sources import DataConfig, find_images
+from colorlib.teaching.live_feedback import LiveProgress
+from colorlib.training.runner import train_stage
 
 
 @pytest.mark.slow

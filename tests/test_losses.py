@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from colorlib.losses import GANLoss, l1_term
+from colorlib.models.losses import GANLoss, l1_term
 
 
 def test_vanilla_gan_loss_is_bce_on_logits():

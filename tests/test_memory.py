@@ -1,4 +1,4 @@
-"""colorlib.memory (glibc malloc settings) and the channels_last layout fixes."""
+"""colorlib.system.malloc (glibc malloc settings) and the channels_last layout fixes."""
 from __future__ import annotations
 
 import os
@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from colorlib import memory
-from colorlib.networks import ModelConfig, build_generator
-from colorlib.device import DevicePolicy
-from colorlib.networks import build_discriminator
-from colorlib.pix2pix import pair
+from colorlib.models.networks import ModelConfig, build_discriminator, build_generator
+from colorlib.models.pix2pix import pair
+from colorlib.system import malloc
+from colorlib.system.device import DevicePolicy
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -24,13 +23,13 @@ HUGE_PAGES_ALWAYS = THP.is_file() and "[always]" in THP.read_text()
 @pytest.mark.skipif(not GLIBC, reason="the settings exist only for glibc's malloc")
 def test_malloc_settings_take_effect_on_glibc(monkeypatch):
     monkeypatch.delenv("COLORLIB_KEEP_FREED_MEMORY", raising=False)
-    assert memory._apply() is True
+    assert malloc._apply() is True
 
 
 @pytest.mark.parametrize("value", ["0", "false", "no"])
 def test_malloc_settings_can_be_switched_off(monkeypatch, value):
     monkeypatch.setenv("COLORLIB_KEEP_FREED_MEMORY", value)
-    assert memory._apply() is False
+    assert malloc._apply() is False
 
 
 @pytest.mark.skipif(not GLIBC, reason="the settings exist only for glibc's malloc")
@@ -46,7 +45,7 @@ def test_freed_large_blocks_stay_in_the_process():
     code = """
 import resource, sys
 import torch
-from colorlib.memory import keep_freed_memory
+from colorlib.system.malloc import keep_freed_memory
 if sys.argv[1] == "on":
     assert keep_freed_memory()
 def faults():

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from colorlib import metrics as M
-from colorlib.lab import lab_to_rgb, rgb_to_lab
+from colorlib.photos import metrics as M
+from colorlib.photos.lab import lab_to_rgb, rgb_to_lab
 
 
 def solid(rgb, h=4, w=4):

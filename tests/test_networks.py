@@ -2,9 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from colorlib.networks import (ModelConfig, PatchDiscriminator, PixUnet, build_discriminator,
-                               build_generator, build_res_unet, init_weights, load_resnet18,
-                               receptive_field, resnet18_imagenet_file)
+from colorlib.models.networks import (ModelConfig, PatchDiscriminator, PixUnet,
+                                      build_discriminator, build_generator, build_res_unet,
+                                      init_weights, load_resnet18, receptive_field,
+                                      resnet18_imagenet_file)
 
 
 @pytest.mark.parametrize("size,n_down", [(256, 8), (64, 6), (32, 5)])
@@ -118,7 +119,7 @@ def test_weight_file_errors_name_the_file(tmp_path, monkeypatch):
 
 
 def test_a_unet_block_can_drop_its_skip_connection():
-    from colorlib.networks import PixUnet, UnetBlock
+    from colorlib.models.networks import PixUnet, UnetBlock
 
     torch.manual_seed(0)
     net = PixUnet(n_down=5, num_filters=8).eval()

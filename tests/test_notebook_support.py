@@ -1,10 +1,10 @@
-"""colorlib.notebook: settings from the environment, figures, checkpoints, source display."""
+"""colorlib.teaching.notebook: settings from the environment, figures, checkpoints, source display."""
 from __future__ import annotations
 
 import pytest
 
-from colorlib import notebook as nb
-from colorlib.checkpoint import CheckpointError, load_checkpoint
+from colorlib.teaching import notebook as nb
+from colorlib.training.checkpoint import CheckpointError, load_checkpoint
 
 
 def make(env: dict, **kw) -> nb.Settings:
@@ -104,10 +104,10 @@ def test_show_source_displays_colorlib_code(monkeypatch):
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
-    from colorlib.data import split_paths
+    from colorlib.data.sources import split_paths
 
     nb.show_source(split_paths)
-    assert "colorlib/data.py" in shown[0].data
+    assert "`split_paths` from `colorlib/data/sources.py`" in shown[0].data
     assert "def split_paths(" in shown[-1].data
     assert "<div" in shown[-1]._repr_html_()  # highlighted, not plain text
 
@@ -118,10 +118,10 @@ def test_show_source_names_the_file_of_a_decorated_function(monkeypatch):
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
-    from colorlib.classify import decodings
+    from colorlib.models.classify import decodings
 
     nb.show_source(decodings)
-    assert "`decodings` from `colorlib/classify.py`" in shown[0].data
+    assert "`decodings` from `colorlib/models/classify.py`" in shown[0].data
     assert "def decodings(" in shown[-1].data
 
 
@@ -188,8 +188,9 @@ def test_ensure_stage_trains_tiny_once_then_full_run_loads_it(tmp_path, capsys):
 def test_ensure_stage_replaces_a_stale_tiny_checkpoint(tmp_path):
     """A tiny checkpoint of other settings is trained again; a file colorlib did not write is
     kept (issue 20: the tiny setting never replaces what it did not make)."""
-    from colorlib.networks import ModelConfig
-    from colorlib.train import TrainConfig, Trainer
+    from colorlib.models.networks import ModelConfig
+    from colorlib.training.config import TrainConfig
+    from colorlib.training.loop import Trainer
 
     stale = Trainer.build(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8),
                           TrainConfig(stage="baseline"), "cpu", weights=None)

@@ -1,7 +1,7 @@
 """save_uploads: files from ipywidgets 7/8 FileUpload and Colab's files.upload()."""
 import pytest
 
-from colorlib.notebook import save_uploads
+from colorlib.teaching.notebook import save_uploads
 
 
 def test_ipywidgets8_value(tmp_path):

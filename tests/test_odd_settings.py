@@ -68,7 +68,7 @@ def test_a_misspelt_variable_is_pointed_out(monkeypatch, tmp_path, ckpt):
 
 
 def test_notebook_flags_accept_only_yes_or_no(monkeypatch):
-    from colorlib import notebook
+    from colorlib.teaching import notebook
 
     with pytest.raises(ValueError, match="COLORLIB_TINY: expected 1 or 0"):
         notebook.Settings.from_env({"COLORLIB_TINY": "maybe"})
@@ -111,7 +111,7 @@ def test_imagenet_weights_offline_stop_train_naming_the_way_forward(tmp_path, ph
     assert lines[0].startswith("colorlib: error: --weights imagenet: ImageNet ResNet18 weights "
                                "could not be downloaded")
     assert "--weights none" in lines[0] and "--weights PATH" in lines[0]
-    from colorlib.networks import available_encoder_weights
+    from colorlib.models.networks import available_encoder_weights
 
     said = []
     assert available_encoder_weights("imagenet", said.append) == "none"  # demo, notebooks

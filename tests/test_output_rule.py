@@ -21,11 +21,12 @@ from typing import Callable
 import numpy as np
 import pytest
 from PIL import Image
-from robust_helpers import error_lines, gradient, make_training_photos, tiny_checkpoint, torch_threads
+from robust_helpers import (error_lines, gradient, make_training_photos, tiny_checkpoint,
+                            torch_threads)
 
-from colorlib import files
-from colorlib import notebook as nb
 from colorlib.cli import main
+from colorlib.system import atomic_files
+from colorlib.teaching import notebook as nb
 
 ENOSPC = os.strerror(errno.ENOSPC)
 
@@ -253,9 +254,8 @@ def test_export_overwrite_never_replaces_a_resumable_checkpoint(ckpt, tmp_path):
 
 def test_a_resume_refused_from_an_export_names_where_the_checkpoint_is(ckpt, tmp_path):
     """Issue 20: the refusal named the very file it refused."""
-    from colorlib.checkpoint import load_checkpoint
-    from colorlib.checkpoint import refuse_resume
-    from colorlib.export import export_generator
+    from colorlib.inference.export import export_generator
+    from colorlib.training.checkpoint import load_checkpoint, refuse_resume
 
     out = export_generator(ckpt, tmp_path / "elsewhere" / "baseline.pt")
     with pytest.raises(ValueError) as info:
@@ -286,7 +286,7 @@ def test_train_init_is_never_its_own_output(ckpt, photos, tmp_path):
 # ----------------------------------------------------------------- atomic writes
 def test_temporary_names_fit_the_file_system_name_limit(tmp_path):
     long = tmp_path / ("x" * 250 + ".json")  # 255 bytes: the limit of most file systems
-    files.atomic_write(long, lambda f: f.write(b"{}"))
+    atomic_files.atomic_write(long, lambda f: f.write(b"{}"))
     assert long.read_bytes() == b"{}"
 
 
@@ -298,9 +298,9 @@ def test_concurrent_writers_keep_each_others_temporary_files(tmp_path):
     def slow_write(f):
         f.write(b"first")
         seen.extend(tmp_path.iterdir())  # our temp file exists now ...
-        files.atomic_write(target, lambda g: g.write(b"second"))  # ... a rival finishes first
+        atomic_files.atomic_write(target, lambda g: g.write(b"second"))  # ... a rival finishes first
 
-    files.atomic_write(target, slow_write)
+    atomic_files.atomic_write(target, slow_write)
     assert target.read_bytes() == b"first" and len(seen) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
 
@@ -311,9 +311,9 @@ def test_a_dead_writers_temporary_file_is_cleared(tmp_path):
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    debris = tmp_path / files.temp_name(tmp_path / "photo.png", pid=dead.pid)
+    debris = tmp_path / atomic_files.temp_name(tmp_path / "photo.png", pid=dead.pid)
     debris.write_bytes(b"half")
-    files.atomic_write(tmp_path / "photo.png", lambda f: f.write(b"whole"))
+    atomic_files.atomic_write(tmp_path / "photo.png", lambda f: f.write(b"whole"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
 
 
@@ -360,8 +360,9 @@ def test_training_never_reads_its_own_checkpoint_folder_as_photos(photos, tmp_pa
     assert cli(*args)[0] == 0
     (ck / "val_images").mkdir(exist_ok=True)
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(ck / "val_images" / "extra.png")
-    from colorlib.data import DataConfig
-    from colorlib.train import RunConfig, TrainConfig, training_paths
+    from colorlib.data.sources import DataConfig
+    from colorlib.training.config import RunConfig, TrainConfig
+    from colorlib.training.runner import training_paths
 
     run = RunConfig(TrainConfig(stage="baseline"), DataConfig(source=str(data), size=32),
                     checkpoint_dir=ck)
@@ -388,13 +389,13 @@ def test_another_machines_temporary_file_is_kept_for_a_day(tmp_path):
     import time
 
     theirs = tmp_path / f".photo.png.{os.getpid()}-0123abcd-x1y2z3.tmp"  # another host's tag
-    assert files._host_tag() != "0123abcd"
+    assert atomic_files._host_tag() != "0123abcd"
     theirs.write_bytes(b"in progress elsewhere")
-    files.atomic_write(tmp_path / "photo.png", lambda f: f.write(b"ours"))
+    atomic_files.atomic_write(tmp_path / "photo.png", lambda f: f.write(b"ours"))
     assert theirs.exists()
-    old = time.time() - files.FOREIGN_TEMP_STALE_S - 60
+    old = time.time() - atomic_files.FOREIGN_TEMP_STALE_S - 60
     os.utime(theirs, (old, old))
-    files.atomic_write(tmp_path / "photo.png", lambda f: f.write(b"ours again"))
+    atomic_files.atomic_write(tmp_path / "photo.png", lambda f: f.write(b"ours again"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
 
 
@@ -406,7 +407,7 @@ def test_a_write_that_must_not_replace_keeps_a_file_that_appeared_meanwhile(tmp_
         target.write_bytes(b"someone else's, written meanwhile")
 
     with pytest.raises(FileExistsError, match="appeared while this one was written"):
-        files.atomic_write(target, racing, replace=False)
+        atomic_files.atomic_write(target, racing, replace=False)
     assert target.read_bytes() == b"someone else's, written meanwhile"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
 
@@ -419,8 +420,8 @@ def test_figures_replace_only_what_colorlib_drew(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from colorlib.figures import save_figure
-    from colorlib.images import is_colorlib_output
+    from colorlib.photos.image_files import is_colorlib_output
+    from colorlib.teaching.figures import save_figure
 
     mine = tmp_path / "plot.png"
     users = plt.figure(figsize=(1, 1))
@@ -446,7 +447,7 @@ def test_an_older_unmarked_jpeg_figure_is_replaced_only_in_colorlibs_own_folder(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from colorlib.figures import save_figure
+    from colorlib.teaching.figures import save_figure
 
     old = tmp_path / "07_best_worst.jpg"
     fig = plt.figure(figsize=(1, 1))
@@ -470,7 +471,7 @@ def test_the_comparison_gif_follows_the_figure_rule(tmp_path):
     not draw (an older unmarked one only in colorlib's own folders)."""
     import numpy as np
 
-    from colorlib.figures import is_colorlib_figure, save_comparison_gif
+    from colorlib.teaching.figures import is_colorlib_figure, save_comparison_gif
 
     frames, labels = [np.zeros((8, 8, 3)), np.ones((8, 8, 3))], ["a", "b"]
     users = tmp_path / "holiday.gif"

@@ -1,8 +1,8 @@
 """Packaging promises: pyproject and environment.yml agree; README and CI agree."""
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from colorlib import notebook as nb
+from colorlib.teaching import notebook as nb
 
 FAKE_COLAB = Path(__file__).parent / "fake_colab"
 

@@ -4,9 +4,10 @@ from PIL import Image
 
 from colorlib import __version__
 from colorlib.cli import main
-from colorlib.inference import Colorizer
-from colorlib.networks import ModelConfig
-from colorlib.train import TrainConfig, Trainer
+from colorlib.inference.colorizer import Colorizer
+from colorlib.models.networks import ModelConfig
+from colorlib.training.config import TrainConfig
+from colorlib.training.loop import Trainer
 
 EXIF_IMAGE_DESCRIPTION, EXIF_SOFTWARE = 0x010E, 0x0131
 
@@ -44,8 +45,9 @@ def test_colorize_writes_provenance_into_metadata(checkpoint, tiny_root, tmp_pat
 
 
 def test_an_ordinary_save_carries_no_note(tmp_path):
-    from colorlib.images import save_rgb
     import numpy as np
+
+    from colorlib.photos.image_files import save_rgb
 
     path = save_rgb(np.zeros((4, 4, 3), np.uint8), tmp_path / "plain.png")
     assert read_note(path) == ("", "")

@@ -1,4 +1,4 @@
-"""Every number quoted from a training run agrees with colorlib/published_results.json.
+"""Every number quoted from a training run agrees with colorlib/teaching/published_results.json.
 
 Prose marks a quoted number with the key it comes from, e.g.
 ``24.26<!--q:scores.colorlib_pretrain.psnr-->`` (``*100`` after the key for a
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from colorlib.results import (MODEL_LABELS, RESULTS_FILE, ResultsError, agrees, load_results,
-                              lookup, quoted_numbers, scores_table, split_source)
+from colorlib.teaching.published_results import (MODEL_LABELS, RESULTS_FILE, ResultsError, agrees,
+                                                 load_results, lookup, quoted_numbers,
+                                                 scores_table, split_source)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Results files other than the published one, by the prefix their markers use.
@@ -43,7 +44,7 @@ def test_results_file_exists_and_ships_with_the_package():
     tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
     assert RESULTS_FILE.exists(), f"{RESULTS_FILE} is missing (python benchmarks/long_run.py report)"
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert RESULTS_FILE.name in pyproject["tool"]["setuptools"]["package-data"]["colorlib"]
+    assert RESULTS_FILE.name in pyproject["tool"]["setuptools"]["package-data"]["colorlib.teaching"]
     results = load_results()
     assert results["schema"] == 1
     assert results["settings"]["train_photos"] > 0 and results["settings"]["val_photos"] > 0

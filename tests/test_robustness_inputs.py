@@ -19,9 +19,10 @@ from robust_helpers import (UNICODE_NAME, error_lines, gradient, make_broken_ima
                             torch_threads)
 
 from colorlib.cli import main
-from colorlib.data import ColorizationDataset, collate, prepare_batch
-from colorlib.images import ImageReadError, ImageTooLargeError, SkippedImageWarning, load_rgb
-from colorlib.inference import Colorizer
+from colorlib.data.loading import ColorizationDataset, collate, prepare_batch
+from colorlib.inference.colorizer import Colorizer
+from colorlib.photos.image_files import (ImageReadError, ImageTooLargeError, SkippedImageWarning,
+                                         load_rgb)
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +298,7 @@ def test_debug_flag_shows_the_traceback_anywhere_on_the_line(files, tmp_path, ca
             "--out", str(tmp_path / "out")]
     assert main(args) == 2
     assert "bogus.pt" in capsys.readouterr().err
-    from colorlib.checkpoint import CheckpointError
+    from colorlib.training.checkpoint import CheckpointError
 
     for debug_args in (["--debug", *args], [*args, "--debug"]):
         with pytest.raises(CheckpointError):

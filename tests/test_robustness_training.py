@@ -19,11 +19,13 @@ import torch
 from robust_helpers import (CHILD_ENV, assert_same_state, error_lines, make_training_photos,
                             stage_run, torch_threads)
 
-from colorlib import pix2pix as pix2pix_module
-from colorlib.checkpoint import load_checkpoint
 from colorlib.cli import main
-from colorlib.data import DataConfig
-from colorlib.train import Callback, NonFiniteLossError, Trainer, train_stage
+from colorlib.data.sources import DataConfig
+from colorlib.models import pix2pix as pix2pix_module
+from colorlib.models.pix2pix import NonFiniteLossError
+from colorlib.training.checkpoint import load_checkpoint
+from colorlib.training.loop import Callback, Trainer
+from colorlib.training.runner import train_stage
 
 TRAIN_ARGS = ["--stage", "baseline", "--size", "32", "--batch-size", "4", "--filters", "8",
               "--epochs", "3", "--seed", "7", "--device", "cpu", "--weights", "none",

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from colorlib import cost, notebook as nb, run_choice
+from colorlib.teaching import notebook as nb
+from colorlib.teaching import run_choice
+from colorlib.training import cost
 
 
 def make(env: dict, run: str | None = None, **kw) -> nb.Settings:

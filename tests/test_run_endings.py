@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from robust_helpers import CHILD_ENV, error_lines, make_training_photos, torch_threads
 
-from colorlib import notebook as nb
-from colorlib import runs
-from colorlib.checkpoint import CheckpointError, load_checkpoint
 from colorlib.cli import main
-from colorlib.runs import RunLock, RunLockedError, StepGuard
+from colorlib.teaching import notebook as nb
+from colorlib.training import run_safety
+from colorlib.training.checkpoint import CheckpointError, load_checkpoint
+from colorlib.training.run_safety import RunLock, RunLockedError, StepGuard
 
 POSIX = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 BASE = ["--stage", "baseline", "--size", "32", "--batch-size", "4", "--filters", "8",
@@ -54,8 +54,9 @@ def cli(*args) -> tuple[int, list[str]]:
 
 def resnet_checkpoint(path: Path, stage: str = "pretrain", size: int = 32,
                       run: dict | None = None) -> Path:
-    from colorlib.networks import ModelConfig
-    from colorlib.train import TrainConfig, Trainer
+    from colorlib.models.networks import ModelConfig
+    from colorlib.training.config import TrainConfig
+    from colorlib.training.loop import Trainer
 
     trainer = Trainer.build(ModelConfig(arch="resnet18_unet", size=size), TrainConfig(stage=stage),
                             "cpu", weights=None)
@@ -72,7 +73,7 @@ def test_a_suspended_live_run_keeps_its_lock_however_old(tmp_path):
     try:
         os.kill(sleeper.pid, signal.SIGSTOP)
         lock.write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname()}))
-        old = time.time() - runs.STALE_AFTER_S - 3600
+        old = time.time() - run_safety.STALE_AFTER_S - 3600
         os.utime(lock, (old, old))
         with pytest.raises(RunLockedError, match=f"process {sleeper.pid}"):
             RunLock(ckpt, log=lambda _: None).acquire()
@@ -99,7 +100,7 @@ def test_an_unreadable_lock_says_what_it_is_and_how_to_clear_it(tmp_path, conten
     message = str(info.value)
     assert time.monotonic() - start < 2 and "None" not in message and "\n" not in message
     assert str(lock) in message and "cannot be read" in message and "delete it" in message
-    old = time.time() - runs.STALE_AFTER_S - 60  # untouched for the heartbeat window: stale
+    old = time.time() - run_safety.STALE_AFTER_S - 60  # untouched for the heartbeat window: stale
     os.utime(lock, (old, old))
     notes = []
     with RunLock(ckpt, log=notes.append):
@@ -111,7 +112,7 @@ def test_a_lock_that_cannot_be_written_is_not_left_behind(tmp_path, monkeypatch)
     def no_space(*_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(runs.json, "dump", no_space)
+    monkeypatch.setattr(run_safety.json, "dump", no_space)
     with pytest.raises(OSError) as info:
         RunLock(tmp_path / "baseline.pt").acquire()
     assert str(tmp_path / "baseline.pt.lock") in str(info.value)
@@ -203,9 +204,9 @@ def test_init_with_resume_is_refused_unless_it_is_the_runs_own(photos, tmp_path)
 
 
 def test_init_is_compared_in_the_resume_check():
-    from colorlib.data import DataConfig
-    from colorlib.runs import resume_mismatches
-    from colorlib.train import RunConfig, TrainConfig
+    from colorlib.data.sources import DataConfig
+    from colorlib.training.config import RunConfig, TrainConfig
+    from colorlib.training.run_safety import resume_mismatches
 
     run = RunConfig(TrainConfig(stage="gan"), DataConfig(source="tiny", size=32), "ck",
                     init="/x/other.pt", resume=True)
@@ -298,9 +299,9 @@ def test_a_lock_from_before_a_restart_is_taken_over(tmp_path):
 def test_resume_keeps_the_runs_own_init_when_none_is_given(tmp_path):
     """A resume without --init must not erase the run's start from the checkpoint, or the
     next resume with the run's own --init would be refused."""
-    from colorlib.data import DataConfig
-    from colorlib.runs import run_record
-    from colorlib.train import RunConfig, TrainConfig
+    from colorlib.data.sources import DataConfig
+    from colorlib.training.config import RunConfig, TrainConfig
+    from colorlib.training.run_safety import run_record
 
     run = RunConfig(TrainConfig(stage="gan"), DataConfig(source="tiny", size=32), "ck",
                     resume=True)
@@ -326,7 +327,7 @@ def test_resume_with_other_encoder_weights_is_refused(photos, tmp_path):
 # ------------------------------------------------------------------ principle 4, as a table
 def _recorded(stage: str) -> dict:
     """What a checkpoint of ``stage`` records when started with the defaults below."""
-    from colorlib.stages import get_stage
+    from colorlib.models.stages import get_stage
 
     ckpt = {"stage": stage, "model": {"size": 32, "num_filters": 8},
             "train": {"seed": 0, "gan_mode": "vanilla", "lr_g": None, "rebalance": True},
@@ -352,8 +353,8 @@ RESUME_CHANGES = {  # a setting a resume could silently ignore -> (stage, change
 
 
 def _run_with(stage: str, **change):
-    from colorlib.data import DataConfig
-    from colorlib.train import RunConfig, TrainConfig
+    from colorlib.data.sources import DataConfig
+    from colorlib.training.config import RunConfig, TrainConfig
 
     train = {k: change.pop(k) for k in ("seed", "gan_mode", "lr_g", "rebalance") if k in change}
     data = {k: change.pop(k) for k in ("size", "source", "batch_size") if k in change}
@@ -367,7 +368,7 @@ def _run_with(stage: str, **change):
 def test_every_setting_a_resume_would_ignore_is_named(name):
     """Principle 4 for each setting, not only the issue's lr and --init: the unchanged run
     resumes; the changed one is named in words, as the flag a user typed."""
-    from colorlib.runs import resume_mismatches
+    from colorlib.training.run_safety import resume_mismatches
 
     stage, change, named = RESUME_CHANGES[name]
     assert resume_mismatches(_recorded(stage), _run_with(stage)) == []

@@ -13,10 +13,10 @@ import pytest
 from robust_helpers import (CHILD_ENV, assert_same_state, error_lines, make_training_photos,
                             torch_threads)
 
-from colorlib import runs
-from colorlib.checkpoint import load_checkpoint
 from colorlib.cli import main
-from colorlib.runs import RunLock, RunLockedError, StepGuard, TrainingInterrupted
+from colorlib.training import run_safety
+from colorlib.training.checkpoint import load_checkpoint
+from colorlib.training.run_safety import RunLock, RunLockedError, StepGuard, TrainingInterrupted
 
 BASE = ["--stage", "baseline", "--size", "32", "--batch-size", "4", "--filters", "8",
         "--seed", "7", "--device", "cpu", "--weights", "none", "--no-progress"]
@@ -69,7 +69,7 @@ def test_stale_locks_are_detected(tmp_path, monkeypatch):
     with pytest.raises(RunLockedError, match="colab-vm-that-died"):
         RunLock(ckpt).acquire()
     # ... stale once untouched for STALE_AFTER_S.
-    old = time.time() - runs.STALE_AFTER_S - 60
+    old = time.time() - run_safety.STALE_AFTER_S - 60
     os.utime(lock, (old, old))
     notes.clear()
     with RunLock(ckpt, log=notes.append):
@@ -83,7 +83,7 @@ def test_two_runs_taking_over_one_stale_lock_leave_one_writer(tmp_path):
     ckpt = tmp_path / "baseline.pt"
     lock = tmp_path / "baseline.pt.lock"
     lock.write_text(json.dumps({"pid": 1, "host": "colab-vm-that-died"}))
-    old = time.time() - runs.STALE_AFTER_S - 60
+    old = time.time() - run_safety.STALE_AFTER_S - 60
     os.utime(lock, (old, old))
     first, second = RunLock(ckpt, log=lambda _: None), RunLock(ckpt, log=lambda _: None)
     judged = second._holder()  # the second run reads the dead lock ...
@@ -101,7 +101,7 @@ def test_two_runs_taking_over_one_stale_lock_leave_one_writer(tmp_path):
 
 
 def test_the_lock_is_kept_fresh_while_a_run_lives(tmp_path, monkeypatch):
-    monkeypatch.setattr(runs, "HEARTBEAT_S", 0.05)
+    monkeypatch.setattr(run_safety, "HEARTBEAT_S", 0.05)
     with RunLock(tmp_path / "baseline.pt") as lock:
         old = time.time() - 1000
         os.utime(lock.path, (old, old))

@@ -14,10 +14,11 @@ import warnings
 import pytest
 import torch
 from PIL import Image
-from robust_helpers import error_lines, gradient, make_training_photos, tiny_checkpoint, torch_threads
+from robust_helpers import (error_lines, gradient, make_training_photos, tiny_checkpoint,
+                            torch_threads)
 
-from colorlib import notebook as nb
 from colorlib.cli import main
+from colorlib.teaching import notebook as nb
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +104,7 @@ def test_the_memory_estimate_grows_with_size_and_batch():
     """Weights, gradients and Adam's moments are a fixed part; activations grow with the pixels
     and the batch. (Measured peaks at batch 16 on this CPU: baseline 0.86 GB at 64 px and
     1.33 GB at 128 px, so the whole grows far less than the 4x of the pixels.)"""
-    from colorlib.cost import training_memory, training_memory_bytes
+    from colorlib.training.cost import training_memory, training_memory_bytes
 
     small = training_memory_bytes("baseline", 64, 16)
     assert training_memory_bytes("baseline", 128, 16) > 1.5 * small
@@ -118,7 +119,7 @@ def test_the_memory_estimate_grows_with_size_and_batch():
 # ------------------------------------------------------------------ plain weights
 def test_a_plain_state_dict_of_another_width_is_read_at_its_own_width(tmp_path):
     """Issue 20: refused with no reason and no flag to give the width."""
-    from colorlib.networks import ModelConfig, build_generator
+    from colorlib.models.networks import ModelConfig, build_generator
 
     net = build_generator(ModelConfig(arch="pix2pix_unet", size=32, num_filters=16), weights=None)
     plain = tmp_path / "plain.pt"
@@ -149,7 +150,7 @@ def test_a_multi_page_tiff_and_an_animated_gif_say_which_frame_was_used(tmp_path
 
 
 def test_load_rgb_warns_once_per_multi_frame_file(tmp_path):
-    from colorlib.images import MultiFrameWarning, load_rgb
+    from colorlib.photos.image_files import MultiFrameWarning, load_rgb
 
     frames = [Image.fromarray(gradient(8, 8))] * 3
     frames[0].save(tmp_path / "a.tif", save_all=True, append_images=frames[1:])

@@ -1,7 +1,7 @@
 """The shape of colorlib's public API: no public function takes more than 8 parameters.
 
 A function with more settings than that groups them in a small dataclass (e.g.
-:class:`colorlib.evaluate.EvalSettings`, :class:`colorlib.pix2pix.AdamSettings`). Counted
+:class:`colorlib.inference.evaluate.EvalSettings`, :class:`colorlib.models.pix2pix.AdamSettings`). Counted
 with ``inspect`` on every public function and method of every module (``self``/``cls`` left
 out). The ``__init__`` that ``@dataclass`` writes is not counted: a settings dataclass is the
 grouping, read field by field.
@@ -73,16 +73,16 @@ def test_no_public_function_takes_more_than_8_parameters():
 
 
 def test_the_count_leaves_out_self_and_what_dataclass_writes():
-    from colorlib.evaluate import EvalSettings
-    from colorlib.pix2pix import Pix2Pix
-    from colorlib.train import Trainer
+    from colorlib.inference.evaluate import EvalSettings
+    from colorlib.models.pix2pix import Pix2Pix
+    from colorlib.training.loop import Trainer
 
     assert parameter_count(Trainer.fit) == 8  # loader ... val_every; self is not counted
     assert parameter_count(Pix2Pix.__init__) == 6
     names = {name for name, _ in public_callables()}
-    assert "colorlib.train.Trainer.fit" in names and "colorlib.train.TrainConfig.adam" in names
-    assert "colorlib.evaluate.EvalSettings.__init__" not in names  # written by @dataclass
-    assert "colorlib.evaluate.evaluate_paths" in names and EvalSettings().max_side is None
+    assert "colorlib.training.loop.Trainer.fit" in names and "colorlib.training.config.TrainConfig.adam" in names
+    assert "colorlib.inference.evaluate.EvalSettings.__init__" not in names  # written by @dataclass
+    assert "colorlib.inference.evaluate.evaluate_paths" in names and EvalSettings().max_side is None
 
 
 def class_lengths() -> dict[str, int]:
@@ -99,7 +99,7 @@ def class_lengths() -> dict[str, int]:
 def test_classes_over_200_lines_are_reported():
     """A report for now: issue 21's refactor brings each class to at most 200 lines."""
     lengths = class_lengths()
-    assert "colorlib.train.Trainer" in lengths
+    assert "colorlib.training.loop.Trainer" in lengths
     over = {name: n for name, n in sorted(lengths.items()) if n > MAX_CLASS_LINES}
     if over:
         report = ", ".join(f"{name} ({n} lines)" for name, n in over.items())

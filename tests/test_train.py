@@ -5,15 +5,18 @@ import pytest
 import torch
 from robust_helpers import stage_run
 
-from colorlib import memory
-from colorlib.checkpoint import load_checkpoint
-from colorlib.data import ColorizationDataset, DataConfig, make_loader, prepare_batch
-from colorlib.inference import Colorizer
-from colorlib.losses import l1_loss
-from colorlib.networks import ModelConfig, build_discriminator, build_generator
-from colorlib.pix2pix import AdamSettings, Pix2Pix
-from colorlib.stages import STAGES
-from colorlib.train import Callback, EveryEpoch, TrainConfig, Trainer, train_stage
+from colorlib.data.loading import ColorizationDataset, make_loader, prepare_batch
+from colorlib.data.sources import DataConfig
+from colorlib.inference.colorizer import Colorizer
+from colorlib.models.losses import l1_loss
+from colorlib.models.networks import ModelConfig, build_discriminator, build_generator
+from colorlib.models.pix2pix import AdamSettings, Pix2Pix
+from colorlib.models.stages import STAGES
+from colorlib.system import malloc
+from colorlib.training.checkpoint import load_checkpoint
+from colorlib.training.config import TrainConfig
+from colorlib.training.loop import Callback, EveryEpoch, Trainer
+from colorlib.training.runner import train_stage
 
 GAN_LOSSES = {"loss_D_fake", "loss_D_real", "loss_D", "loss_G_GAN", "loss_G_L1", "loss_G"}
 
@@ -191,7 +194,7 @@ def test_gan_stage_starts_from_the_pretrain_checkpoint(photo_folder, tmp_path):
 # ------------------------------------------- process-wide state: entry points only
 def test_constructors_leave_the_random_state_and_malloc_alone(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(malloc, "keep_freed_memory", lambda: calls.append(1) or True)
     cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8)
     torch.manual_seed(5)
     a = Trainer.build(cfg, TrainConfig(stage="baseline", seed=0), "cpu")
@@ -204,7 +207,7 @@ def test_constructors_leave_the_random_state_and_malloc_alone(tmp_path, monkeypa
 
 def test_train_stage_seeds_and_sets_up_the_process(photo_folder, tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(malloc, "keep_freed_memory", lambda: calls.append(1) or True)
     runs = [train_stage(stage_run("baseline", _data(photo_folder), tmp_path / str(i), epochs=1,
                                   num_filters=8, max_steps=1, seed=4, progress=False),
                         log=lambda s: None) for i in range(2)]

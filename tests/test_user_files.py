@@ -17,8 +17,8 @@ from PIL import Image
 from robust_helpers import error_lines, gradient, tiny_checkpoint, torch_threads
 
 from colorlib.cli import main
-from colorlib.images import (ImageReadError, ImageTooLargeError, SkippedImageWarning,
-                             is_colorlib_output, scan_folder)
+from colorlib.photos.image_files import (ImageReadError, ImageTooLargeError, SkippedImageWarning,
+                                         is_colorlib_output, scan_folder)
 
 
 @pytest.fixture(scope="module")
@@ -222,24 +222,24 @@ def test_skip_existing_redoes_only_what_is_missing(tmp_path, ckpt):
 
 
 def test_colorize_runs_batches_through_the_network(tmp_path, ckpt, monkeypatch):
-    from colorlib import inference
+    from colorlib.inference import colorizer
 
     lib = tmp_path / "lib"
     for i, (h, w) in enumerate([(20, 30), (40, 17), (33, 33), (12, 50), (25, 25)]):
         photo(lib / f"p{i}.png", h, w)
     batches = []
-    load = inference.Colorizer.load.__func__
+    load = colorizer.Colorizer.load.__func__
 
     def counting_load(cls, *args, **kwargs):
         colorizer = load(cls, *args, **kwargs)
         colorizer.net.register_forward_hook(lambda m, inp, out: batches.append(inp[0].shape[0]))
         return colorizer
 
-    monkeypatch.setattr(inference.Colorizer, "load", classmethod(counting_load))
+    monkeypatch.setattr(colorizer.Colorizer, "load", classmethod(counting_load))
     code, lines, _ = colorize(lib, "--out", tmp_path / "out", "--batch-size", "4", ckpt=ckpt)
     assert code == 0 and batches == [4, 1]  # five photos, two passes
     # Batched outputs are the photos' own: the same as colorizing each alone.
-    single = inference.Colorizer.load(ckpt, device="cpu")
+    single = colorizer.Colorizer.load(ckpt, device="cpu")
     for i in range(5):
         alone = np.round(single(lib / f"p{i}.png") * 255)
         got = np.asarray(Image.open(tmp_path / "out" / f"p{i}.png"), dtype=float)
@@ -251,7 +251,7 @@ def test_read_errors_keep_path_and_reason_apart_and_pickle(tmp_path, ckpt):
     odd = tmp_path / "photo: 1952.jpg"
     odd.write_bytes(b"this is not a jpeg")
     with pytest.raises(ImageReadError) as info:
-        from colorlib.images import load_rgb
+        from colorlib.photos.image_files import load_rgb
 
         load_rgb(odd)
     err = info.value
@@ -268,7 +268,7 @@ def test_read_errors_keep_path_and_reason_apart_and_pickle(tmp_path, ckpt):
 
 
 def test_a_read_error_crosses_from_a_worker_process_intact(tmp_path):
-    from colorlib.data import ColorizationDataset, collate
+    from colorlib.data.loading import ColorizationDataset, collate
 
     odd = tmp_path / "photo: 1952.jpg"
     odd.write_bytes(b"")
@@ -298,7 +298,7 @@ def test_train_warnings_are_recognised_by_category_not_by_text(tmp_path, capsys)
 def test_pixel_limit_flag_and_default(tmp_path, ckpt):
     from robust_helpers import blank_png
 
-    from colorlib.images import check_image
+    from colorlib.photos.image_files import check_image
 
     check_image(blank_png(tmp_path / "phone_100mp.png", 12_000, 8_400))  # 100.8 MP: accepted
     bomb = blank_png(tmp_path / "absurd.png", 20_000, 20_000)  # 400 MP: refused unread
@@ -360,7 +360,7 @@ def test_an_unwritable_json_fails_before_the_work(tmp_path, ckpt):
 
 # ------------------------------------------------------------ plain state_dicts
 def test_a_plain_generator_state_dict_needs_its_architecture(tmp_path):
-    from colorlib.networks import ModelConfig, build_generator
+    from colorlib.models.networks import ModelConfig, build_generator
 
     torch.manual_seed(0)
     net = build_generator(ModelConfig(arch="pix2pix_unet", size=32), weights=None).eval()
@@ -373,7 +373,7 @@ def test_a_plain_generator_state_dict_needs_its_architecture(tmp_path):
     code, lines, _ = colorize(src, "--out", tmp_path / "o1", ckpt=plain)
     assert code == 2 and len(lines) == 1 and "--arch resnet18_unet" in lines[0]
     assert "plain generator weights" in lines[0]
-    from colorlib.inference import colorize as colorize_with
+    from colorlib.inference.colorizer import colorize as colorize_with
 
     expected = np.round(colorize_with(src, net, 32) * 255)  # these weights, used directly
     for weights, out in ((plain, "o2"), (whole, "o3")):
@@ -392,7 +392,7 @@ def test_a_plain_generator_state_dict_needs_its_architecture(tmp_path):
 
 # ------------------------------------------------------------ data that cannot teach
 def test_a_training_folder_of_greyscale_photos_is_flagged_with_the_share(tmp_path):
-    from colorlib.data import GREY_SAMPLE, GreyDataWarning, warn_if_mostly_grey
+    from colorlib.data.sources import GREY_SAMPLE, GreyDataWarning, warn_if_mostly_grey
 
     folder = tmp_path / "scans"
     paths = []

@@ -36,7 +36,7 @@ def spread(paths: list[Path], n: int) -> list[Path]:
 
 def photos_in(folder: Path) -> list[Path]:
     """The photos colorlib itself would find there (same formats, hidden files skipped)."""
-    from colorlib.images import scan_folder
+    from colorlib.photos.image_files import scan_folder
 
     return scan_folder(folder).images
 
@@ -49,7 +49,7 @@ def reencode(src: Path, dest: Path, square: int | None = None, max_side: int | N
     """
     from PIL import Image, ImageOps
 
-    from colorlib.images import ImageReadError, load_rgb
+    from colorlib.photos.image_files import ImageReadError, load_rgb
 
     if dest.exists():
         return True

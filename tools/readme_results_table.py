@@ -1,10 +1,11 @@
-"""Print the README's results table from colorlib/published_results.json, every number marked.
+"""Print the README's results table from colorlib/teaching/published_results.json, every number marked.
 
     python tools/readme_results_table.py   # paste the output under README's "## Results"
 
 Models the file has not scored yet (a partial run) get a row that says so.
 """
-from colorlib.results import MODEL_LABELS, SCORE_COLUMNS, load_results, scores_table
+from colorlib.teaching.published_results import (MODEL_LABELS, SCORE_COLUMNS, load_results,
+                                                 scores_table)
 
 ROWS = ("greyscale", "colorlib_baseline", "colorlib_pretrain", "colorlib_gan", "gan_best_epoch",
         "seed_pretrain", "colorlib_classify", "colorlib_classify_mean")
