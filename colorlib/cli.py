@@ -63,7 +63,7 @@ _megapixels = _finite_positive("a number of megapixels", " of megapixels")
 
 
 def _size(text: str) -> int:
-    from colorlib.models.networks import check_size
+    from colorlib.models.model_config import check_size
 
     try:
         return check_size(_positive_int(text))
@@ -72,7 +72,14 @@ def _size(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's flags. A flag that sets a field of the run config
+    (:class:`colorlib.training.config.RunConfig`, :class:`~colorlib.training.config.TrainConfig`,
+    :class:`colorlib.data.sources.DataConfig`) takes its default and its choices from there,
+    so the help and the notebooks' settings say the same."""
     from colorlib import __version__
+    from colorlib.data.sources import DataConfig
+    from colorlib.models.stages import GAN_MODES
+    from colorlib.training.config import RunConfig, TrainConfig
 
     parser = argparse.ArgumentParser(
         prog="colorlib", description="Colorize black-and-white photos with deep learning "
@@ -106,12 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="baseline: pix2pix U-Net with GAN+L1; pretrain: ResNet18 U-Net with "
                        "L1 only; gan: GAN fine-tuning of the ResNet18 U-Net; classify: the "
                        "ResNet18 U-Net predicting a*b* colour classes (Zhang et al.)")
-    train.add_argument("--data", default="tiny",
+    train.add_argument("--data", default=DataConfig.source,
                        help="tiny (embedded, offline), coco (fastai COCO sample, downloads), "
-                       "or a folder of images (default: tiny)")
-    train.add_argument("--size", type=_size, default=256, help="training size in px (default 256)")
-    train.add_argument("--epochs", type=_positive_int, default=20, help="epochs (default 20)")
-    train.add_argument("--batch-size", type=_positive_int, default=16, help="batch size (default 16)")
+                       "or a folder of images (default: %(default)s)")
+    train.add_argument("--size", type=_size, default=DataConfig.size,
+                       help="training size in px (default %(default)s)")
+    train.add_argument("--epochs", type=_positive_int, default=TrainConfig.epochs,
+                       help="epochs (default %(default)s)")
+    train.add_argument("--batch-size", type=_positive_int, default=DataConfig.batch_size,
+                       help="batch size (default %(default)s)")
     train.add_argument("--checkpoint-dir", type=Path, required=True, help="folder for <stage>.pt")
     train.add_argument("--init", type=Path, default=None,
                        help="gan stage: start the generator from this pretrain checkpoint")
@@ -120,20 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true",
                        help="start again even though <checkpoint-dir>/<stage>.pt exists (only "
                        "over a colorlib checkpoint, never another file)")
-    train.add_argument("--seed", type=_seed, default=0,
-                       help="random seed, 0 to 4294967295 (default 0)")
+    train.add_argument("--seed", type=_seed, default=TrainConfig.seed,
+                       help=f"random seed, 0 to {_SEED_LIMIT - 1} (default %(default)s)")
     train.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: best available)")
     train.add_argument("--weights", default=None,
                        help="ResNet18 encoder weights: imagenet, a state_dict file, or none "
-                       "(default imagenet; a resume keeps the run's own and refuses others)")
-    train.add_argument("--workers", type=_count, default=0, help="DataLoader worker processes")
-    train.add_argument("--max-steps", type=_positive_int, default=None,
+                       f"(default {RunConfig.weights}; a resume keeps the run's own and refuses "
+                       "others)")
+    train.add_argument("--workers", type=_count, default=DataConfig.num_workers,
+                       help="DataLoader worker processes")
+    train.add_argument("--max-steps", type=_positive_int, default=TrainConfig.max_steps,
                        help="stop after this many optimisation steps in total")
-    train.add_argument("--save-every", type=_count, default=0,
+    train.add_argument("--save-every", type=_count, default=TrainConfig.save_every,
                        help="also save every N steps (default: at epoch ends only)")
-    train.add_argument("--filters", type=_positive_int, default=64,
-                       help="pix2pix U-Net base width (default 64, as in the paper)")
-    train.add_argument("--gan-mode", choices=("vanilla", "lsgan", "hinge"), default="vanilla")
+    train.add_argument("--filters", type=_positive_int, default=RunConfig.num_filters,
+                       help="pix2pix U-Net base width (default %(default)s, as in the paper)")
+    train.add_argument("--gan-mode", choices=GAN_MODES, default=TrainConfig.gan_mode)
     train.add_argument("--lr-g", type=_learning_rate, default=None,
                        help=f"generator learning rate (default: the stage's own, {_stage_lrs()})")
     train.add_argument("--val-every", type=_positive_int, default=1,
@@ -210,13 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SEED_LIMIT = 2**32  # numpy's seeds (the data split) are 32-bit, unsigned
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**32:  # numpy's seeds (the data split) are 32-bit, unsigned
-        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1}, got {value}")
+    if not 0 <= value < _SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {_SEED_LIMIT - 1}, got {value}")
     return value
 
 
@@ -285,18 +300,22 @@ def _temperature(text: str) -> float:
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
     """Flags of the commands that read photos with a trained generator (colorize, evaluate)."""
+    from colorlib.models.ab_classes import ZHANG_T
+    from colorlib.models.model_config import ARCHS, ModelConfig
+    from colorlib.photos.image_files import MAX_PIXELS, MAX_PIXELS_ENV
+
     parser.add_argument("--max-megapixels", type=_megapixels, default=None,
-                        help="refuse photos larger than this (default 250, or "
-                        "$COLORLIB_MAX_MEGAPIXELS): colorlib's decompression-bomb guard")
-    parser.add_argument("--arch", choices=("resnet18_unet", "pix2pix_unet"), default=None,
+                        help=f"refuse photos larger than this (default {MAX_PIXELS / 1e6:g}, or "
+                        f"${MAX_PIXELS_ENV}): colorlib's decompression-bomb guard")
+    parser.add_argument("--arch", choices=ARCHS, default=None,
                         help="only for a plain generator state_dict (weights saved without "
                         "colorlib's settings, as other tutorials do): the generator it holds")
-    parser.add_argument("--model-size", type=_size, default=256,
-                        help="with --arch: the size it was trained at (default 256)")
+    parser.add_argument("--model-size", type=_size, default=ModelConfig.size,
+                        help="with --arch: the size it was trained at (default %(default)s)")
     parser.add_argument("--temperature", type=_temperature, default=None,
                         help="classify checkpoints: decode the colour classes at this annealed-"
-                        "mean temperature instead of the stored one (0.38): 1 is the plain mean, "
-                        "0 the most likely class")
+                        f"mean temperature instead of the stored one ({ZHANG_T:g}): 1 is the "
+                        "plain mean, 0 the most likely class")
 
 
 def _max_pixels(args) -> int | None:
@@ -314,6 +333,7 @@ def _load_colorizer(args):
 # ----------------------------------------------------------------- commands
 def cmd_train(args) -> int:
     from colorlib.data.sources import DataConfig
+    from colorlib.teaching.live_feedback import ValidationImages
     from colorlib.training.config import RunConfig, TrainConfig
     from colorlib.training.runner import train_stage
 
@@ -340,11 +360,12 @@ def cmd_train(args) -> int:
                    seed=args.seed, num_workers=args.workers),
         checkpoint_dir=args.checkpoint_dir, init=args.init, resume=args.resume,
         overwrite=args.overwrite, device=args.device, weights=args.weights,
-        num_filters=args.filters, val_image_dir=args.checkpoint_dir / "val_images",
-        val_every=args.val_every, progress=not args.no_progress)
+        num_filters=args.filters, progress=not args.no_progress)
+    # input / prediction / truth of the validation photos, every --val-every epochs
+    val_images = ValidationImages(args.checkpoint_dir / "val_images", every=args.val_every)
     skipped: list = []  # SkippedImageWarning: each names one file or a group of one kind
     with _one_line_image_warnings(skipped):
-        result = train_stage(run)
+        result = train_stage(run, callbacks=[val_images])
     t = result.trainer
     if not t.dist.is_main:  # torchrun: rank 0 alone reports
         return EXIT_FAILED if skipped else 0
@@ -480,8 +501,13 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from colorlib.inference.evaluate import (EvalSettings, evaluate_paths, find_eval_images,
-                                             format_table, write_json)
+    from colorlib.inference.evaluate import (
+        EvalSettings,
+        evaluate_paths,
+        find_eval_images,
+        format_table,
+        write_json,
+    )
     from colorlib.inference.output_rule import check_output, is_colorlib_report
 
     if args.json is not None:  # found out now, not after an hour of evaluating

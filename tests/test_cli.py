@@ -88,3 +88,60 @@ def test_train_offers_every_gan_loss_of_colorlib():
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     (action,) = [a for a in train._actions if "--gan-mode" in a.option_strings]
     assert tuple(action.choices) == GAN_MODES
+
+
+def _subcommand(name: str):
+    from colorlib.cli import build_parser
+
+    return build_parser()._subparsers._group_actions[0].choices[name]
+
+
+def _flag(parser, flag: str):
+    (action,) = [a for a in parser._actions if flag in a.option_strings]
+    return action
+
+
+def test_train_defaults_are_the_run_configs():
+    """Issue 21, each setting has one home: a flag that sets a field of the run config
+    defaults to that field's default, and its help prints that number."""
+    from colorlib.data.sources import DataConfig
+    from colorlib.training.config import RunConfig, TrainConfig
+
+    train = _subcommand("train")
+    homes = {"--data": DataConfig.source, "--size": DataConfig.size,
+             "--batch-size": DataConfig.batch_size, "--workers": DataConfig.num_workers,
+             "--epochs": TrainConfig.epochs, "--seed": TrainConfig.seed,
+             "--max-steps": TrainConfig.max_steps, "--save-every": TrainConfig.save_every,
+             "--gan-mode": TrainConfig.gan_mode, "--filters": RunConfig.num_filters}
+    for flag, default in homes.items():
+        assert _flag(train, flag).default == default, flag
+    help_text = train.format_help()
+    for flag in ("--size", "--epochs", "--batch-size", "--filters"):
+        assert f"(default {_flag(train, flag).default}" in " ".join(help_text.split()), flag
+    assert f"default {RunConfig.weights};" in " ".join(help_text.split())
+
+
+@pytest.mark.parametrize("command", ["colorize", "evaluate"])
+def test_model_flags_take_their_numbers_from_the_code(command):
+    """--arch offers the networks' architectures; the help's 250 megapixels and 0.38 are the
+    constants colorlib uses, not copies."""
+    from colorlib.models.ab_classes import ZHANG_T
+    from colorlib.models.networks import ARCHS, ModelConfig
+    from colorlib.photos.image_files import MAX_PIXELS
+
+    parser = _subcommand(command)
+    assert tuple(_flag(parser, "--arch").choices) == ARCHS
+    assert _flag(parser, "--model-size").default == ModelConfig.size
+    help_text = " ".join(parser.format_help().split())
+    assert f"(default {MAX_PIXELS // 1_000_000}, or $COLORLIB_MAX_MEGAPIXELS)" in help_text
+    assert f"the stored one ({ZHANG_T:g})" in help_text and "(0.38)" in help_text
+    assert f"(default {ModelConfig.size})" in help_text
+
+
+def test_help_reads_the_config_defaults_without_importing_torch():
+    """The parser takes its defaults from the run config (one home for each), which must stay
+    light: ``colorlib --help`` answers at once instead of loading torch first."""
+    code = ("import sys; from colorlib.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'fastai', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

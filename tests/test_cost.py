@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from colorlib.models.algorithms import build_model
 from colorlib.models.networks import ModelConfig, build_discriminator, build_generator
-from colorlib.models.pix2pix import Pix2Pix
 from colorlib.training import cost
 from colorlib.training.checkpoint import checkpoint_path
 
@@ -31,7 +31,7 @@ def test_counted_flops_match_one_real_training_step(stage):
     size, filters = 64, 8  # batch 2: BatchNorm in train mode needs more than one value
     cfg = ModelConfig(arch=get_stage(stage).arch, size=size, num_filters=filters)
     net_D = build_discriminator(cfg) if get_stage(stage).adversarial else None
-    model = Pix2Pix(cost.without_type_casts(build_generator(cfg, None)), net_D)
+    model = build_model(stage, cost.without_type_casts(build_generator(cfg, None)), net_D)
     L, ab = torch.randn(2, 1, size, size), torch.rand(2, 2, size, size) - 0.5
     with FlopCounterMode(display=False) as counter:
         model.train_step(L, ab)
@@ -70,7 +70,7 @@ def test_checkpoint_size_is_what_a_saved_checkpoint_takes(tmp_path):
     trainer = Trainer.build(ModelConfig(size=size, num_filters=filters), TrainConfig(stage="baseline"),
                             device="cpu", weights=None)
     L, ab = torch.randn(2, 1, size, size), torch.rand(2, 2, size, size) - 0.5
-    trainer.model.gan_step(L, ab)  # fills the optimisers' moments
+    trainer.model.train_step(L, ab)  # fills the optimisers' moments
     path = trainer.save(checkpoint_path(tmp_path, "baseline"))
     assert abs(path.stat().st_size - measured) / measured < 0.02
 

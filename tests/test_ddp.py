@@ -84,7 +84,7 @@ TROUBLE_WORKER = '''
 import os, sys
 import torch
 torch.set_num_threads(1)
-from colorlib.models import pix2pix
+from colorlib.models import pretrain
 from colorlib.training import loop
 from colorlib.data.sources import DataConfig
 from colorlib.training.config import RunConfig, TrainConfig
@@ -94,12 +94,12 @@ out, data, trouble = sys.argv[1], sys.argv[2], sys.argv[3]
 rank = int(os.environ["RANK"])
 calls = []
 if rank == 1 and trouble == "nan":  # rank 1's L1 loss turns NaN at its second step
-    real_l1 = pix2pix.l1_loss
+    real_l1 = pretrain.l1_loss
     def l1_loss(*args):
         calls.append(1)
         loss = real_l1(*args)
         return loss * float("nan") if len(calls) >= 2 else loss
-    pix2pix.l1_loss = l1_loss
+    pretrain.l1_loss = l1_loss
 if rank == 1 and trouble == "unreadable":  # rank 1's share of the second batch: unreadable
     real_prepare = loop.prepare_batch
     def prepare_batch(batch, *args, **kwargs):

@@ -13,7 +13,7 @@ def test_one_step_in_each_gan_mode(mode):
     cfg = ModelConfig(size=32, num_filters=8)
     model = Pix2Pix(build_generator(cfg), build_discriminator(cfg), gan_mode=mode)
     L, ab = torch.randn(2, 1, 32, 32), torch.rand(2, 2, 32, 32) - 0.5
-    losses = model.gan_step(L, ab)
+    losses = model.train_step(L, ab)
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     with torch.no_grad():  # D is unchanged since G's loss was computed, and fake_ab is G's output then
         scores = model.net_D(pair(L, model.fake_ab)).float()

@@ -18,12 +18,18 @@ from skimage import color as skcolor
 
 from colorlib.data.loading import ColorizationDataset, make_loader
 from colorlib.data.sources import find_images
+from colorlib.models.algorithms import build_model
 from colorlib.models.networks import ModelConfig, build_discriminator, build_generator
-from colorlib.models.pix2pix import AdamSettings, Pix2Pix
+from colorlib.models.pix2pix import Pix2Pix
+from colorlib.models.stages import AdamSettings
 from colorlib.photos import lab
 from colorlib.system.device import DevicePolicy, MixedPrecision
-from colorlib.training.checkpoint import (load_checkpoint, restore_rng_state, rng_state,
-                                          save_checkpoint)
+from colorlib.training.checkpoint import (
+    load_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
 from colorlib.training.config import TrainConfig
 from colorlib.training.loop import Trainer
 
@@ -84,9 +90,9 @@ def fp16_trainer(amp_dtype=torch.float16, stage="baseline", seed=0) -> Trainer:
     cfg = TrainConfig(stage=stage, epochs=1000, seed=seed, max_steps=None)
     policy = DevicePolicy(torch.device("cpu"), amp_dtype, channels_last=False)
     net_D = build_discriminator(model_cfg) if stage != "pretrain" else None
-    model = Pix2Pix(build_generator(model_cfg, weights=None), net_D, adam=cfg.adam(),
-                    lambda_l1=cfg.lambda_l1, gan_mode=cfg.gan_mode,
-                    amp=policy.mixed_precision())
+    model = build_model(stage, build_generator(model_cfg, weights=None), net_D, adam=cfg.adam(),
+                        lambda_l1=cfg.lambda_l1, gan_mode=cfg.gan_mode,
+                        amp=policy.mixed_precision())
     return Trainer(model, policy, cfg, model_cfg)
 
 

@@ -19,6 +19,25 @@ def test_full_defaults_follow_the_tutorial():
     assert s.figures.name == "figures" and s.checkpoints.name == "checkpoints"
 
 
+def test_full_defaults_are_the_run_configs():
+    """Issue 21, each setting has one home: a Settings field that the run config also has
+    defaults to the run config's value, so the notebooks and ``colorlib train`` agree."""
+    from colorlib.data.sources import DataConfig
+    from colorlib.training.config import RunConfig, TrainConfig
+
+    s = nb.Settings()
+    assert (s.size, s.batch_size) == (DataConfig.size, DataConfig.batch_size)
+    assert (s.epochs, s.max_steps, s.seed) == (TrainConfig.epochs, TrainConfig.max_steps,
+                                               TrainConfig.seed)
+    assert (s.num_filters, s.weights) == (RunConfig.num_filters, RunConfig.weights)
+    assert nb.config_default("TrainConfig", "epochs") == TrainConfig.epochs
+    run = s.run_config("pretrain")
+    assert (run.data.size, run.data.batch_size, run.train.epochs, run.num_filters) == \
+        (s.size, s.batch_size, s.epochs, s.num_filters)
+    with pytest.raises(TypeError, match="no field 'nope'"):
+        nb.config_default("DataConfig", "nope")
+
+
 def test_tiny_switches_to_small_fast_settings():
     s = make({"COLORLIB_TINY": "1"}, epochs=100)
     assert s.tiny and s.data == "tiny" and s.size == nb.TINY_SIZE

@@ -21,8 +21,13 @@ from typing import Callable
 import numpy as np
 import pytest
 from PIL import Image
-from robust_helpers import (error_lines, gradient, make_training_photos, tiny_checkpoint,
-                            torch_threads)
+from robust_helpers import (
+    error_lines,
+    gradient,
+    make_training_photos,
+    tiny_checkpoint,
+    torch_threads,
+)
 
 from colorlib.cli import main
 from colorlib.system import atomic_files

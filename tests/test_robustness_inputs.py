@@ -14,15 +14,27 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from robust_helpers import (UNICODE_NAME, error_lines, gradient, make_broken_images,
-                            make_odd_images, make_training_photos, run_cli, tiny_checkpoint,
-                            torch_threads)
+from robust_helpers import (
+    UNICODE_NAME,
+    error_lines,
+    gradient,
+    make_broken_images,
+    make_odd_images,
+    make_training_photos,
+    run_cli,
+    tiny_checkpoint,
+    torch_threads,
+)
 
 from colorlib.cli import main
 from colorlib.data.loading import ColorizationDataset, collate, prepare_batch
 from colorlib.inference.colorizer import Colorizer
-from colorlib.photos.image_files import (ImageReadError, ImageTooLargeError, SkippedImageWarning,
-                                         load_rgb)
+from colorlib.photos.image_files import (
+    ImageReadError,
+    ImageTooLargeError,
+    SkippedImageWarning,
+    load_rgb,
+)
 
 
 @pytest.fixture(scope="module")

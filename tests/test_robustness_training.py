@@ -16,13 +16,19 @@ import time
 
 import pytest
 import torch
-from robust_helpers import (CHILD_ENV, assert_same_state, error_lines, make_training_photos,
-                            stage_run, torch_threads)
+from robust_helpers import (
+    CHILD_ENV,
+    assert_same_state,
+    error_lines,
+    make_training_photos,
+    stage_run,
+    torch_threads,
+)
 
 from colorlib.cli import main
 from colorlib.data.sources import DataConfig
 from colorlib.models import pix2pix as pix2pix_module
-from colorlib.models.pix2pix import NonFiniteLossError
+from colorlib.models.base_model import NonFiniteLossError
 from colorlib.training.checkpoint import load_checkpoint
 from colorlib.training.loop import Callback, Trainer
 from colorlib.training.runner import train_stage

@@ -10,8 +10,13 @@ import sys
 import time
 
 import pytest
-from robust_helpers import (CHILD_ENV, assert_same_state, error_lines, make_training_photos,
-                            torch_threads)
+from robust_helpers import (
+    CHILD_ENV,
+    assert_same_state,
+    error_lines,
+    make_training_photos,
+    torch_threads,
+)
 
 from colorlib.cli import main
 from colorlib.training import run_safety

@@ -14,8 +14,13 @@ import warnings
 import pytest
 import torch
 from PIL import Image
-from robust_helpers import (error_lines, gradient, make_training_photos, tiny_checkpoint,
-                            torch_threads)
+from robust_helpers import (
+    error_lines,
+    gradient,
+    make_training_photos,
+    tiny_checkpoint,
+    torch_threads,
+)
 
 from colorlib.cli import main
 from colorlib.teaching import notebook as nb
@@ -102,8 +107,8 @@ def test_an_impossible_size_is_refused_with_a_memory_estimate(tmp_path, photos, 
 
 def test_the_memory_estimate_grows_with_size_and_batch():
     """Weights, gradients and Adam's moments are a fixed part; activations grow with the pixels
-    and the batch. (Measured peaks at batch 16 on this CPU: baseline 0.86 GB at 64 px and
-    1.33 GB at 128 px, so the whole grows far less than the 4x of the pixels.)"""
+    and the batch, so the whole grows far less than the 4x of the pixels (the measured peaks
+    are in benchmarks/RESULTS.md, "Other measurements")."""
     from colorlib.training.cost import training_memory, training_memory_bytes
 
     small = training_memory_bytes("baseline", 64, 16)

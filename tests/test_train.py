@@ -10,8 +10,9 @@ from colorlib.data.sources import DataConfig
 from colorlib.inference.colorizer import Colorizer
 from colorlib.models.losses import l1_loss
 from colorlib.models.networks import ModelConfig, build_discriminator, build_generator
-from colorlib.models.pix2pix import AdamSettings, Pix2Pix
-from colorlib.models.stages import STAGES
+from colorlib.models.pix2pix import Pix2Pix
+from colorlib.models.pretrain import L1Pretraining
+from colorlib.models.stages import STAGES, AdamSettings
 from colorlib.system import malloc
 from colorlib.training.checkpoint import load_checkpoint
 from colorlib.training.config import TrainConfig
@@ -38,7 +39,7 @@ def _params(net):
 
 # ------------------------------------------------------------- the algorithm
 def test_a_minimal_loop_needs_only_the_algorithm(photo_folder):
-    """What notebooks 03-05 show: Pix2Pix, a loader, prepare_batch, gan_step."""
+    """What notebooks 03-05 show: Pix2Pix, a loader, prepare_batch, train_step."""
     torch.manual_seed(0)
     cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8, disc_filters=8)
     model = Pix2Pix(build_generator(cfg), build_discriminator(cfg))
@@ -48,7 +49,7 @@ def test_a_minimal_loop_needs_only_the_algorithm(photo_folder):
     history = []
     for batch in loader:
         L, ab = prepare_batch(batch, "cpu")
-        history.append(model.gan_step(L, ab))
+        history.append(model.train_step(L, ab))
     assert len(history) == 3 and all(set(h) == GAN_LOSSES for h in history)
     assert all(math.isfinite(v) for h in history for v in h.values())
     h = history[-1]
@@ -79,7 +80,7 @@ def test_each_half_of_the_gan_step_updates_only_its_own_network():
 
 
 def test_the_loop_runs_the_algorithm_unchanged():
-    """Trainer.train_step = Pix2Pix.gan_step (+ layout, + averaging over ranks): same numbers."""
+    """Trainer.train_step = Pix2Pix.train_step (+ layout, + averaging over ranks): same numbers."""
     cfg = ModelConfig(arch="pix2pix_unet", size=32, num_filters=8, disc_filters=8)
     torch.manual_seed(3)
     trainer = Trainer.build(cfg, TrainConfig(stage="baseline"), "cpu")
@@ -87,21 +88,23 @@ def test_the_loop_runs_the_algorithm_unchanged():
     model = Pix2Pix(build_generator(cfg), build_discriminator(cfg))
     for seed in range(2):
         L, ab = _batch(seed=seed)
-        assert trainer.train_step(L, ab) == model.gan_step(L, ab)
+        assert trainer.train_step(L, ab) == model.train_step(L, ab)
 
 
 def test_l1_steps_reduce_the_loss_on_a_fixed_batch():
     """The L1-only step of pretraining (a small generator: the step is the same for any)."""
     torch.manual_seed(0)
-    model = Pix2Pix(build_generator(ModelConfig(arch="pix2pix_unet", size=32, num_filters=8)),
-                    adam=AdamSettings(lr_g=1e-3))
+    model = L1Pretraining(build_generator(ModelConfig(arch="pix2pix_unet", size=32,
+                                                     num_filters=8)),
+                          adam=AdamSettings(lr_g=1e-3))
     L, ab = _batch()
-    first = model.l1_step(L, ab)["loss_G_L1"]
+    first = model.train_step(L, ab)["loss_G_L1"]
     assert first == pytest.approx(l1_loss(model.fake_ab, ab).item())
     for _ in range(15):
-        last = model.l1_step(L, ab)["loss_G_L1"]
+        last = model.train_step(L, ab)["loss_G_L1"]
     assert last < 0.7 * first
-    assert model.net_D is None and model.opt_D is None  # no discriminator
+    assert model.discriminator is None and not hasattr(model, "net_D")  # no discriminator
+    assert model.state_dict()["discriminator"] is None  # checkpoints keep their keys
 
 
 @pytest.mark.slow

@@ -17,8 +17,13 @@ from PIL import Image
 from robust_helpers import error_lines, gradient, tiny_checkpoint, torch_threads
 
 from colorlib.cli import main
-from colorlib.photos.image_files import (ImageReadError, ImageTooLargeError, SkippedImageWarning,
-                                         is_colorlib_output, scan_folder)
+from colorlib.photos.image_files import (
+    ImageReadError,
+    ImageTooLargeError,
+    SkippedImageWarning,
+    is_colorlib_output,
+    scan_folder,
+)
 
 
 @pytest.fixture(scope="module")

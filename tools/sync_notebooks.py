@@ -93,7 +93,7 @@ def persist_source() -> str:
         "# photos in MyDrive/colorlib; on Kaggle, attach the output of the notebook that trained the\n"
         "# previous stage (Add Input > Your Work) and this copies its checkpoints into\n"
         "# /kaggle/working/runs, which is saved as this notebook's output (elsewhere nothing changes).\n"
-        "from colorlib import notebook as nb\n"
+        "from colorlib.teaching import notebook as nb\n"
         "\n"
         "STORE = nb.persist()")
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from colorlib.photos.lab import in_srgb_gamut
-
 GRID = 10.0  # side of one a*b* square, in Lab units
 LIMIT = 110.0  # bin centres run from -LIMIT to LIMIT
 ZHANG_T = 0.38  # the annealed-mean temperature Zhang et al. chose
@@ -48,6 +46,10 @@ def grid_centres(grid: float = GRID, limit: float = LIMIT) -> np.ndarray:
 
 def in_gamut_centres(grid: float = GRID, limit: float = LIMIT, lightness_steps: int = 101) -> np.ndarray:
     """Grid centres whose colour is displayable in sRGB at one lightness at least: (Q, 2)."""
+    # Imported here: colorlib.photos.lab brings torch, and the command line reads ZHANG_T
+    # (through ModelConfig) for its --help without needing it.
+    from colorlib.photos.lab import in_srgb_gamut
+
     centres = grid_centres(grid, limit)
     L = np.linspace(0.0, 100.0, lightness_steps)
     lab = np.concatenate([np.broadcast_to(L[None, :, None], (len(centres), len(L), 1)),

@@ -32,6 +32,7 @@ from torch import nn
 
 from colorlib.models.ab_classes import (ZHANG_LAMBDA, ZHANG_SIGMA, ZHANG_T, in_gamut_centres,
                                         rebalancing_weights)
+from colorlib.models.base_model import BaseModel
 from colorlib.photos.lab import AB_SCALE
 
 ZHANG_Q = 313  # the number of classes in Zhang et al.'s paper (our grid keeps fewer: see class_centres)
@@ -260,6 +261,33 @@ class ClassUnet(nn.Module):
             else np.ones(len(centres))
         self.class_prior.copy_(torch.as_tensor(prior, dtype=torch.float32))
         self.class_weights.copy_(torch.as_tensor(weights, dtype=torch.float32))
+
+
+class ClassifyTraining(BaseModel):
+    """The ``classify`` stage's algorithm: score a*b* classes, follow the rebalanced
+    cross-entropy. The generator is a :class:`ClassUnet`; its class centres and weights travel
+    with it (buffers), so nothing else is needed. Shown in notebook 04."""
+
+    loss_names = ("loss_G_class",)
+
+    def forward(self) -> None:
+        """The generator's class scores for the photo (through a data-parallel wrapper, if any)."""
+        with self.amp.autocast():
+            self.logits = self.net_G(self.L, logits=True)
+
+    def backward_G(self) -> None:
+        net = self.generator
+        self.loss_G_class = rebalanced_cross_entropy(self.logits, self.ab, net.centres,
+                                                     net.class_weights)
+        self.check_finite("classification loss", self.loss_G_class)
+        self.amp.backward(self.loss_G_class)
+
+    def optimize_parameters(self) -> None:
+        self.forward()
+        self.opt_G.zero_grad(set_to_none=True)
+        self.backward_G()
+        self.amp.step(self.opt_G)
+        self.amp.update()
 
 
 @torch.no_grad()

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-GAN_MODES = ("vanilla", "lsgan", "hinge")
-LAMBDA_L1 = 100.0
+from colorlib.models.stages import GAN_MODES, LAMBDA_L1  # noqa: F401 (importable from here)
 
 
 class GANLoss(nn.Module):

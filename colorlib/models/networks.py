@@ -1,72 +1,23 @@
 """The networks: pix2pix U-Net, 70x70 PatchGAN, and the ResNet18 U-Net.
 
-Every model is described by a small :class:`ModelConfig`, which is what a
-checkpoint stores next to the weights, so a checkpoint can rebuild its own
+Every model is described by a small :class:`~colorlib.models.model_config.ModelConfig`,
+which is what a checkpoint stores next to the weights, so a checkpoint can rebuild its own
 network and a mismatched one can be refused with a clear message.
 
 Taught in notebook 03 (pix2pix U-Net, PatchGAN) and notebook 04 (ResNet18 U-Net).
 """
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-ARCHS = ("pix2pix_unet", "resnet18_unet")
-
-
-def check_size(size: int) -> int:
-    """``size`` if it is a power of two >= 32 (the U-Nets halve it down to 1 px), else ValueError."""
-    if size < 32 or size & (size - 1):
-        raise ValueError(f"must be a power of two >= 32 (e.g. 64, 128, 256), got {size}")
-    return size
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild a generator/discriminator pair."""
-
-    arch: str = "pix2pix_unet"  # or "resnet18_unet"
-    size: int = 256  # training resolution (square)
-    num_filters: int = 64  # pix2pix U-Net width
-    disc_filters: int = 64
-    disc_layers: int = 3  # 3 gives the 70x70 PatchGAN
-    # 0: the generator regresses ab (2 channels). Q > 0: it scores Q a*b* classes per pixel
-    # and decodes them with the annealed mean at `temperature` (the classify stage, notebook 04).
-    classes: int = 0
-    temperature: float = 0.38  # Zhang et al.'s; 0 decodes the mode, 1 the mean
-
-    def __post_init__(self):
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown architecture {self.arch!r}; choose from {ARCHS}")
-        try:
-            check_size(self.size)
-        except ValueError as err:
-            raise ValueError(f"size {err}") from None
-        if self.classes and self.arch != "resnet18_unet":
-            raise ValueError(f"colour classes need the resnet18_unet, not a {self.arch}")
-        if self.classes < 0 or self.temperature < 0:
-            raise ValueError(f"classes and temperature must be >= 0, got {self.classes} and "
-                             f"{self.temperature}")
-
-    @property
-    def n_down(self) -> int:
-        """U-Net depth: halve the image until it is 1x1 (8 at 256 px)."""
-        return int(math.log2(self.size))
-
-    def to_dict(self) -> dict:
-        """The settings a checkpoint stores. A regression generator leaves out the two
-        classification fields, so its checkpoints read exactly as before they existed (older
-        colorlib versions load them, and resume checks compare them unchanged)."""
-        d = asdict(self)
-        if not self.classes:
-            del d["classes"], d["temperature"]
-        return d
+# Defined with the light settings so the command line reads them without importing torch;
+# importable from here as ever.
+from colorlib.models.model_config import ARCHS, ModelConfig, check_size  # noqa: F401
 
 
 # --------------------------------------------------------------- pix2pix

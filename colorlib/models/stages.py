@@ -15,14 +15,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The optimiser settings of the series, each written down once. pix2pix trains both networks
-# with Adam at 2e-4 and beta1 = 0.5 (Isola et al.); the tutorial pretrains the ResNet18 U-Net
-# with lr 1e-4 and Adam's own default betas. TrainConfig, Pix2Pix and the stage table below
-# read them from here; the L1 weight lambda lives with the losses (colorlib.models.losses.LAMBDA_L1).
+# The optimisation settings of the series, each written down once. pix2pix trains both
+# networks with Adam at 2e-4 and beta1 = 0.5 and weighs L1 by lambda = 100 (Isola et al.);
+# the tutorial pretrains the ResNet18 U-Net with lr 1e-4 and Adam's own default betas.
+# TrainConfig, the algorithms and the stage table below read them from here.
 PIX2PIX_LR = 2e-4
 PIX2PIX_BETAS = (0.5, 0.999)
 PRETRAIN_LR = 1e-4
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults
+LAMBDA_L1 = 100.0  # the weight of the L1 term next to the GAN term (pix2pix's)
+GAN_MODES = ("vanilla", "lsgan", "hinge")  # the GAN losses (colorlib.models.losses.GANLoss)
+
+
+@dataclass(frozen=True)
+class AdamSettings:
+    """The learning rates and betas of the generator's and the discriminator's Adam.
+
+    The defaults are pix2pix's for both networks (:data:`PIX2PIX_LR`, :data:`PIX2PIX_BETAS`);
+    a stage's own come from :meth:`colorlib.training.config.TrainConfig.adam`.
+    """
+
+    lr_g: float = PIX2PIX_LR
+    lr_d: float = PIX2PIX_LR
+    betas_g: tuple[float, float] = PIX2PIX_BETAS
+    betas_d: tuple[float, float] = PIX2PIX_BETAS
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,18 @@ import difflib
 import os
 from typing import Mapping
 
+# Each name is written once. These are checked here or read by the notebooks' module, which
+# imports them; a variable that a module of photos or data reads keeps its constant beside
+# that reader (data.sources.DATA_CACHE_ENV, photos.image_files.MAX_PIXELS_ENV) and only its
+# line in the table below.
+TINY_ENV = "COLORLIB_TINY"
+STORE_ENV = "COLORLIB_STORE"
+DRIVE_MOUNT_ENV = "COLORLIB_DRIVE_MOUNT"
+KAGGLE_INPUT_ENV = "COLORLIB_KAGGLE_INPUT"
+
 # name -> what it sets (the notebooks' settings are read by colorlib.teaching.notebook.settings).
 VARIABLES = {
-    "COLORLIB_TINY": "1: the notebooks' tiny setting (a flag)",
+    TINY_ENV: "1: the notebooks' tiny setting (a flag)",
     "COLORLIB_RUN": "notebooks: quick, medium or full (overrides the settings cell's RUN)",
     "COLORLIB_DATA": "notebooks: tiny, coco or a folder of photos",
     "COLORLIB_SIZE": "notebooks: training size in px",
@@ -23,9 +32,9 @@ VARIABLES = {
     "COLORLIB_DEVICE": "notebooks: cpu, cuda, ...",
     "COLORLIB_CHECKPOINTS": "notebooks: checkpoint folder",
     "COLORLIB_FIGURES": "notebooks: figure folder",
-    "COLORLIB_STORE": "notebooks: a folder that outlives the machine",
-    "COLORLIB_DRIVE_MOUNT": "notebooks: where Google Drive is mounted",
-    "COLORLIB_KAGGLE_INPUT": "notebooks: Kaggle's input folder",
+    STORE_ENV: "notebooks: a folder that outlives the machine",
+    DRIVE_MOUNT_ENV: "notebooks: where Google Drive is mounted",
+    KAGGLE_INPUT_ENV: "notebooks: Kaggle's input folder",
     "COLORLIB_DATA_CACHE": "folders for the prepared COCO sample",
     "COLORLIB_CACHE": "folder for derived data (the tiny set)",
     "COLORLIB_CACHE_GB": "memory for decoded training photos, in GB",
@@ -68,7 +77,7 @@ def number(name: str, env: Mapping[str, str] | None = None, default: float | Non
 
 
 _CHECKS = {
-    "COLORLIB_TINY": lambda env: flag("COLORLIB_TINY", env),
+    TINY_ENV: lambda env: flag(TINY_ENV, env),
     "COLORLIB_KEEP_FREED_MEMORY": lambda env: flag("COLORLIB_KEEP_FREED_MEMORY", env, True),
     "COLORLIB_CACHE_GB": lambda env: number("COLORLIB_CACHE_GB", env),
     "COLORLIB_MAX_MEGAPIXELS": lambda env: number("COLORLIB_MAX_MEGAPIXELS", env, strict=True),

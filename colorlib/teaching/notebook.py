@@ -39,13 +39,20 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
+from colorlib.data.sources import DATA_CACHE_ENV
 from colorlib.models.stages import STAGES, get_stage
+from colorlib.system.environment_variables import (
+    DRIVE_MOUNT_ENV,
+    KAGGLE_INPUT_ENV,
+    STORE_ENV,
+    TINY_ENV,
+    flag,
+)
 
-TINY_ENV = "COLORLIB_TINY"
 TINY_SIZE = 64
 TINY_STEPS = 8  # optimisation steps per stage in the tiny setting
 TINY_BATCH = 8
@@ -55,10 +62,8 @@ TINY_FILTERS = 32  # pix2pix U-Net width in the tiny setting (64 in the paper)
 STAGE_NOTEBOOK = {name: stage.notebook for name, stage in STAGES.items()}
 
 
-def _truthy(text: str | None, name: str = "COLORLIB_TINY") -> bool:
+def _truthy(text: str | None, name: str = TINY_ENV) -> bool:
     """A yes/no setting; anything but 1/0, true/false, yes/no, on/off is an error naming it."""
-    from colorlib.system.environment_variables import flag
-
     return flag(name, {name: text or ""})
 
 
@@ -88,27 +93,65 @@ def _tiny_root() -> Path:
     return Path(tempfile.gettempdir()) / "colorlib-tiny"
 
 
+def _run_configs() -> dict[str, type]:
+    """The dataclasses of a run's settings, by name (imported on use: the training config
+    imports torch)."""
+    from colorlib.data.sources import DataConfig
+    from colorlib.training.config import RunConfig, TrainConfig
+
+    return {"DataConfig": DataConfig, "TrainConfig": TrainConfig, "RunConfig": RunConfig}
+
+
+def config_default(config: str, name: str) -> Any:
+    """The default of field ``name`` of the run config's dataclass ``config`` (``"DataConfig"``,
+    ``"TrainConfig"`` or ``"RunConfig"``): ``config_default("TrainConfig", "epochs")``."""
+    for f in fields(_run_configs()[config]):
+        if f.name == name:
+            if f.default is not MISSING:
+                return f.default
+            if f.default_factory is not MISSING:
+                return f.default_factory()
+            raise TypeError(f"{config}.{name} has no default")
+    raise TypeError(f"{config} has no field {name!r}")
+
+
+def _run_default(config: str, name: str) -> Any:
+    """A :class:`Settings` field whose default is the run config's own (:func:`config_default`).
+
+    Each default has one home, the dataclass that :meth:`Settings.run_config` fills in, so
+    the notebooks and ``colorlib train`` cannot drift apart. It is read when a Settings is
+    made, which keeps importing this module free of torch.
+    """
+    return field(default_factory=functools.partial(config_default, config, name))
+
+
 @dataclass
 class Settings:
     """What one notebook run uses. Build it with :func:`settings`, not by hand.
 
     ``data`` is ``"coco"`` (fastai's COCO sample, downloaded), ``"tiny"``
     (embedded, offline) or a folder of photos. ``max_steps`` caps the total
-    number of optimisation steps (None: run all epochs).
+    number of optimisation steps (None: run all epochs). The defaults are
+    the full run's: ``size``, ``epochs``, ``batch_size``, ``max_steps``,
+    ``num_filters``, ``weights`` and ``seed`` are the run config's own
+    (:meth:`run_config`).
     """
 
+    # The full run is the tutorial's: the COCO sample, loaded by two worker processes (a
+    # Colab machine has two cores). DataConfig and `colorlib train` start on the embedded
+    # tiny set in the main process instead, so `data` and `num_workers` are the notebooks' own.
     data: str = "coco"
-    size: int = 256
-    epochs: int = 20
-    batch_size: int = 16
+    size: int = _run_default("DataConfig", "size")
+    epochs: int = _run_default("TrainConfig", "epochs")
+    batch_size: int = _run_default("DataConfig", "batch_size")
     device: str = "cpu"
-    max_steps: int | None = None
+    max_steps: int | None = _run_default("TrainConfig", "max_steps")
     tiny: bool = False
     run: str = "full"  # the RUN switch: "quick" (= tiny), "medium" or "full"
-    num_filters: int = 64
-    weights: str = "imagenet"
+    num_filters: int = _run_default("RunConfig", "num_filters")
+    weights: str = _run_default("RunConfig", "weights")
     num_workers: int = 2
-    seed: int = 0
+    seed: int = _run_default("TrainConfig", "seed")
     checkpoints: Path = field(default_factory=lambda: _work_root() / "runs" / "checkpoints")
     figures: Path = field(default_factory=lambda: _work_root() / "figures")
     store: Path | None = None  # the folder that outlives this machine (see persist())
@@ -198,7 +241,7 @@ _ENV_FIELDS = {"COLORLIB_DATA": ("data", str), "COLORLIB_SIZE": ("size", int),
                "COLORLIB_BATCH_SIZE": ("batch_size", int),
                "COLORLIB_CHECKPOINTS": ("checkpoints", Path),
                "COLORLIB_FIGURES": ("figures", Path),
-               "COLORLIB_STORE": ("store", Path)}
+               STORE_ENV: ("store", Path)}
 
 
 def _env_int(var: str, text: str) -> int:
@@ -500,12 +543,10 @@ def _same_size(path: Path, ckpt: dict, s: Settings) -> None:
 
 
 # -------------------------------------------------------------- persistence
-STORE_ENV = "COLORLIB_STORE"
-DATA_CACHE_ENV = "COLORLIB_DATA_CACHE"
-# Where Colab mounts Google Drive and Kaggle attaches inputs; the variables exist
-# for tests and unusual set-ups, the defaults are the platforms' own.
-DRIVE_MOUNT_ENV, DRIVE_MOUNT = "COLORLIB_DRIVE_MOUNT", "/content/drive"
-KAGGLE_INPUT_ENV, KAGGLE_INPUT = "COLORLIB_KAGGLE_INPUT", "/kaggle/input"
+# Where Colab mounts Google Drive and Kaggle attaches inputs; the variables (DRIVE_MOUNT_ENV,
+# KAGGLE_INPUT_ENV) exist for tests and unusual set-ups, the defaults are the platforms' own.
+DRIVE_MOUNT = "/content/drive"
+KAGGLE_INPUT = "/kaggle/input"
 
 _SEARCH_DEPTH = 6  # how deep below /kaggle/input checkpoints are looked for
 

@@ -264,3 +264,23 @@ def load_init(net_G: torch.nn.Module, init: str | Path, model_cfg: ModelConfig) 
             f"{ckpt['model'].get('size')} px) does not fit this run's {model_cfg.arch} of "
             f"{model_cfg.size} px ({describe_misfit(net_G.state_dict(), ckpt['generator'])})"
         ) from None
+
+
+def check_model_settings(ckpt: dict, model_cfg: ModelConfig,
+                         source: str | Path | None = None) -> None:
+    """Refuse, naming each setting, a checkpoint trained with another network shape."""
+    ours = model_cfg.to_dict()
+    if ckpt["model"] == ours:
+        return
+    where = f"{source}: " if source is not None else ""
+    diff = ", ".join(f"{k}={ckpt['model'].get(k)!r} (this run: {v!r})"
+                     for k, v in ours.items() if ckpt["model"].get(k) != v)
+    raise CheckpointError(f"{where}checkpoint was trained with other model settings: {diff}; "
+                          "use the same settings, or start afresh with another --checkpoint-dir")
+
+
+def misfit_error(err: Exception, source: str | Path | None = None) -> CheckpointError:
+    """A checkpoint whose tensors do not fit the model, in one line (the first of ``err``'s)."""
+    reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else repr(err)
+    where = f"{source}: " if source is not None else ""
+    return CheckpointError(f"{where}checkpoint does not fit this model ({reason})")

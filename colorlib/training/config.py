@@ -11,11 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from colorlib.data.sources import DataConfig
-from colorlib.models.losses import LAMBDA_L1
-from colorlib.models.networks import ModelConfig
-from colorlib.models.pix2pix import AdamSettings
-from colorlib.models.stages import PIX2PIX_BETAS, PIX2PIX_LR, get_stage
-from colorlib.training.checkpoint import checkpoint_path
+from colorlib.models.model_config import ModelConfig
+from colorlib.models.stages import LAMBDA_L1, PIX2PIX_BETAS, PIX2PIX_LR, AdamSettings, get_stage
 
 
 @dataclass
@@ -75,9 +72,7 @@ class RunConfig:
     overwrite: bool = False  # start again even though it exists
     device: str | None = None  # None: CUDA if available, else CPU
     weights: str | None = "imagenet"  # the ResNet18 encoder's starting weights
-    num_filters: int = 64  # pix2pix U-Net base width
-    val_image_dir: str | Path | None = None  # input / prediction / truth figures per epoch
-    val_every: int = 1
+    num_filters: int = ModelConfig.num_filters  # pix2pix U-Net base width
     progress: bool = True
 
     @property
@@ -86,6 +81,8 @@ class RunConfig:
 
     @property
     def checkpoint(self) -> Path:
+        from colorlib.training.checkpoint import checkpoint_path  # torch: not for --help
+
         return checkpoint_path(self.checkpoint_dir, self.stage)
 
     def model_config(self) -> ModelConfig:

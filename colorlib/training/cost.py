@@ -151,21 +151,22 @@ def checkpoint_bytes(stage: str, size: int = FULL_RUN_SIZE, num_filters: int = 6
     Weights, BatchNorm statistics and both Adam moments per weight (filled in
     by one optimiser step with zero gradients, which leaves the weights as
     they are): the training algorithm's own state
-    (:meth:`colorlib.models.pix2pix.Pix2Pix.state_dict`), which is nearly all of a
+    (:meth:`colorlib.models.base_model.BaseModel.state_dict`), which is nearly all of a
     checkpoint. The settings, the random state and the loss history (a few
     numbers per step) that a real run adds are small next to it.
     """
-    from colorlib.models.pix2pix import Pix2Pix
+    from colorlib.models.algorithms import build_model
     from colorlib.training.checkpoint import FORMAT, FORMAT_VERSION
 
     net_G, net_D = _networks(stage, size, num_filters, device="cpu")
-    model = Pix2Pix(net_G, net_D)
-    for net, opt in ((model.net_G, model.opt_G), (model.net_D, model.opt_D)):
-        if net is not None:
-            for p in net.parameters():
+    model = build_model(stage, net_G, net_D)
+    optimisers = [model.opt_G] + ([model.opt_D] if net_D is not None else [])
+    for opt in optimisers:
+        for group in opt.param_groups:
+            for p in group["params"]:
                 p.grad = torch.zeros_like(p)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
     return serialised_bytes({"format": FORMAT, "format_version": FORMAT_VERSION,
                              **model.state_dict()})
 
@@ -304,15 +305,12 @@ class MemoryEstimate:
     ``fixed_bytes``: weights, their gradients and Adam's two moments (4 x the
     parameters, float32). ``per_image_bytes``: the outputs of every layer of
     one forward pass (the generator's, and for a GAN step the
-    discriminator's three passes), which backward keeps. An estimate good to
-    a factor of about 1.5 against measured peaks, which is what refusing an
-    impossible size needs.
+    discriminator's three passes), which backward keeps. An estimate, good
+    enough to refuse an impossible size, which is all it is for.
     """
 
-    # Checked once against the peak resident memory of two training steps at batch 16, less
-    # that of the imported libraries, on the 2-core Xeon of benchmarks/RESULTS.md: baseline
-    # 64 px 0.86 GB (estimated 0.63), 128 px 1.33 GB (1.21); pretrain 64 px 1.26 GB (0.91),
-    # 128 px 1.97 GB (2.13).
+    # Good enough because it was checked once against measured peak memory: the numbers are
+    # in benchmarks/RESULTS.md, "Other measurements", "Training memory estimate".
 
     fixed_bytes: int
     per_image_bytes: int

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from colorlib.models.base_model import NonFiniteLossError, Replication
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -140,19 +142,18 @@ class DataParallelWhileTrained(nn.Module):
         return (self.ddp if learning else self.module)(*args, **kwargs)
 
 
-def wrap_model(model, device: torch.device, env: DistEnv | None = None) -> None:
-    """Make a :class:`colorlib.models.pix2pix.Pix2Pix` train as one rank of a data-parallel run.
+def replication(env: DistEnv, device: torch.device) -> Replication | None:
+    """How a model trains as one rank of this run (None: a one-process run).
 
-    Its networks get wrappers that average gradients over the ranks;
-    ``model.generator`` / ``model.discriminator`` stay the plain modules, so
-    checkpoints look exactly like single-process ones. With ``env``, its
-    loss checks are agreed over the ranks (:func:`finite_check`).
+    Passed to the model's constructor (:class:`colorlib.models.base_model.Replication`): its
+    networks get wrappers that average gradients over the ranks, while ``model.generator`` /
+    ``model.discriminator`` stay the plain modules, so checkpoints look exactly like
+    single-process ones; its loss checks are agreed over the ranks (:func:`finite_check`).
     """
-    model.net_G = DataParallelWhileTrained(model.net_G, device)
-    if model.net_D is not None:
-        model.net_D = DataParallelWhileTrained(model.net_D, device)
-    if env is not None and env.enabled:
-        model.check_finite = finite_check(env, device)
+    if not env.enabled:
+        return None
+    return Replication(wrap=lambda net: DataParallelWhileTrained(net, device),
+                       check_finite=finite_check(env, device))
 
 
 def _codes_of_all_ranks(env: DistEnv, device: torch.device, code: int) -> list[int]:
@@ -192,15 +193,13 @@ _NON_FINITE = {1: "NaN", 2: "infinite"}
 
 
 def finite_check(env: DistEnv, device: torch.device):
-    """A loss check for :class:`colorlib.models.pix2pix.Pix2Pix` that all ranks decide together.
+    """A loss check for a training algorithm that all ranks decide together.
 
     Each rank's verdict (finite, NaN, infinite) is all-reduced before any
     backward pass, so a NaN on one rank stops every rank before the update
     (a rank that stopped alone would leave the others waiting in DDP's
     gradient all-reduce until the process-group timeout).
     """
-    from colorlib.models.pix2pix import NonFiniteLossError
-
     def check(name: str, loss: torch.Tensor) -> None:
         value = loss.detach()
         code = 0 if bool(torch.isfinite(value)) else 1 if bool(torch.isnan(value)) else 2

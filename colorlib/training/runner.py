@@ -40,8 +40,7 @@ def training_paths(run: RunConfig) -> tuple[list[Path], list[Path]]:
     A checkpoint folder (and its validation figures) inside the data folder
     is not scanned: a run never reads what it writes as photos.
     """
-    own = [Path(p) for p in (run.checkpoint_dir, run.val_image_dir) if p is not None]
-    return resolve_source(run.data, exclude=own)
+    return resolve_source(run.data, exclude=[Path(run.checkpoint_dir)])
 
 
 def _training_data(run: RunConfig, env: distributed.DistEnv, device: torch.device):
@@ -217,7 +216,7 @@ def _train_stage(run: RunConfig, callbacks: Iterable[Callback], log: Callable[[s
     resumed_from = None
     started = None if ckpt is None else dict(ckpt.get("run") or {})  # a resume keeps its start
     if ckpt is not None:
-        trainer = Trainer.build(model_cfg, cfg, device, weights=None)
+        trainer = Trainer.build(model_cfg, cfg, device, weights=None, dist=env)
         trainer.load_state_dict(ckpt, source=ckpt_path)
         del ckpt
         st = trainer.state
@@ -227,16 +226,15 @@ def _train_stage(run: RunConfig, callbacks: Iterable[Callback], log: Callable[[s
     else:
         if run.resume:
             log(f"No checkpoint at {ckpt_path} yet: starting {cfg.stage} from the beginning")
-        trainer = Trainer.build(model_cfg, cfg, device, weights=run.weights, init=run.init)
+        trainer = Trainer.build(model_cfg, cfg, device, weights=run.weights, init=run.init,
+                                dist=env)
         if get_stage(cfg.stage).classes:  # once per run: a resume reads them from the checkpoint
             _measure_class_weights(trainer, loader.dataset, log)
     trainer.run_info = run_record(run, resumed=started)
     trainer.policy.prepare_process()
     distributed.seed_rank(env, cfg.seed, trainer.step)  # each rank its own dropout masks
-    trainer.distribute(env)
     trainer.fit(loader, checkpoint=ckpt_path, val_batch=_validation_batch(val_paths, run.data),
-                callbacks=callbacks, val_image_dir=run.val_image_dir, val_every=run.val_every,
-                progress=progress, on_error=run.data.on_error)
+                callbacks=callbacks, progress=progress, on_error=run.data.on_error)
     if not ckpt_path.exists():  # e.g. zero steps to run
         trainer.save(ckpt_path)
     return StageResult(trainer, ckpt_path, resumed_from, list(val_paths))
