@@ -347,7 +347,7 @@ def cmd_train(args) -> int:
         raise CLIError(f"--data: {args.data}: no such folder (use tiny, coco or a folder)")
     if args.resume and args.overwrite:
         raise CLIError("--resume and --overwrite contradict each other; pick one")
-    weights_given, args.weights = args.weights is not None, args.weights or "imagenet"
+    weights_given, args.weights = args.weights is not None, args.weights or RunConfig.weights
     if weights_given:
         _check_resume_weights(args)
     _ensure_writable_dir(args.checkpoint_dir, "--checkpoint-dir")

@@ -491,6 +491,20 @@ def test_classify_step_and_gpu_check_decide_json_before_any_work(tmp_path, monke
     assert mine.read_bytes() == before
 
 
+def test_before_after_names_a_checkout_without_colorlib_and_decides_json_first(tmp_path,
+                                                                               monkeypatch):
+    ba = load("before_after")
+    no_work(monkeypatch, ba, "measure")
+    monkeypatch.setattr(ba.run, "photo_list", lambda n: ([tmp_path / "photo.png"], "fake"))
+    refused(*call(ba.main, "--before", tmp_path, "--json", tmp_path / "x.json"), "--before",
+            tmp_path)
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"meta": {"command": "my own"}}')
+    refused(*call(ba.main, "--before", ROOT, "--json", mine), "--json", mine)
+    assert mine.read_text() == '{"meta": {"command": "my own"}}'
+    assert not (tmp_path / "x.json").exists()
+
+
 @pytest.fixture()
 def quality_run_folder(tmp_path):
     data = tmp_path / "photos"
@@ -553,6 +567,8 @@ BAD_FLAGS = [
     ("gpu_check", ["--tiny", "--steps", "0"], "--steps"),
     ("classify_step", ["--rounds", "0"], "--rounds"),
     ("classify_step", ["--size", "50"], "--size"),
+    ("before_after", ["--before", ".", "--rounds", "0"], "--rounds"),
+    ("before_after", ["--before", ".", "--stages", "pretrain,baseline"], "--stages"),
 ]
 # What each script would start if a bad flag got through: faked to fail, so that without
 # the checks a test fails instead of training or measuring for real.
@@ -561,7 +577,8 @@ WORK = {"long_run": ("run", "evaluate_all", "report", "logged_run"),
         "quality_run": ("run_all", "train_colorlib", "train_seed", "evaluate", "evaluate_part",
                         "report"),
         "gpu_check": ("run", "train_stages"),
-        "classify_step": ("batches", "step_blocks", "loss_blocks")}
+        "classify_step": ("batches", "step_blocks", "loss_blocks"),
+        "before_after": ("measure",)}
 
 
 @pytest.mark.parametrize("script,argv,flag", BAD_FLAGS,

@@ -132,9 +132,8 @@ def _as_rgb_array(image) -> np.ndarray:
 # The full-size output is assembled this many pixels at a time (a strip of
 # rows): a photo then needs its L (4 bytes a pixel) and its 8-bit output
 # (3 bytes a pixel), plus ~40 bytes a pixel for one strip only, instead of
-# ~40 bytes a pixel for the whole photo at once. Measured on a 48 MP JPEG
-# through `colorlib colorize`: 0.6 GB above the program's own 1 GB, where
-# colorizing the whole photo at once took 1.9 GB; 200 MP: about 2.5 GB.
+# ~40 bytes a pixel for the whole photo at once (what that saves on large photos:
+# benchmarks/RESULTS.md, "Other measurements").
 STRIP_PIXELS = 4_000_000
 # colorize_many / colorize_files hold at most this many pixels of L per batch.
 BATCH_PIXELS = 64_000_000

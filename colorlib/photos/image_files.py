@@ -42,8 +42,9 @@ FIGURE_MARKER = "colorlib (figure)"  # plots: loss curves, comparisons, validati
 _PROVENANCE_START = "Colorized automatically by colorlib"  # outputs of colorlib <= 0.1
 _MARKED_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 
-# colorlib's decompression-bomb guard. Today's phones take 50-200 MP photos
-# (a 200 MP photo takes about 2.5 GB to colorize, in strips: inference.py), so Pillow's own
+# colorlib's decompression-bomb guard. Today's phones take 50-200 MP photos, which colorlib
+# colorizes in strips (colorlib/inference/colorizer.py; the memory that takes is in
+# benchmarks/RESULTS.md, "Other measurements"), so Pillow's own
 # limit (89 MP, refusing outright at 179 MP) is replaced by this one; a header
 # claiming more is refused before any pixel is decoded. Raise it per run with
 # ``--max-megapixels`` or ``$COLORLIB_MAX_MEGAPIXELS``.

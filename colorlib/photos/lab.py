@@ -151,7 +151,7 @@ def mean_chroma(ab) -> float:
 # (numpy releases the GIL in every step used here; boolean indexing, which
 # does not, is avoided). The chunking depends only on the image size, never
 # on the input's memory layout or the thread count, so results are bitwise
-# reproducible. Two threads on 2 idle cores: about 2x; on busy cores: ~same.
+# reproducible. (What the threads gain: benchmarks/RESULTS.md, "Other measurements".)
 CHUNK = 1 << 16
 _XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
                           [0.212671, 0.715160, 0.072169],
