@@ -98,6 +98,21 @@ def measure(stage: str, before: Path, paths, s: run.Settings, cpu_amp: bool) -> 
             "rounds": {k: [round(v, 3) for v in vs] for k, vs in rates.items()}}
 
 
+def _commit(checkout: Path) -> str | None:
+    """The commit a checkout is at (with "+changes" if its colorlib/ differs), if git says."""
+    import subprocess
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", "-C", str(checkout), *argv], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    try:
+        dirty = git("status", "--porcelain", "--", "colorlib")
+        return git("rev-parse", "--short", "HEAD") + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--before", type=Path, required=True,
@@ -137,7 +152,8 @@ def main(argv=None) -> int:
                   f"{r['round_ratio_min']}-{r['round_ratio_max']})", flush=True)
         meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "command": "python " + " ".join(["benchmarks/before_after.py", *sys.argv[1:]]),
-                "before": str(args.before), "machine": run.machine(), "threads": s.threads,
+                "before": str(args.before), "before_commit": _commit(before),
+                "after_commit": _commit(REPO), "machine": run.machine(), "threads": s.threads,
                 "batch": run.BATCH, "train_size_px": s.train_size, "images": source,
                 "cpu_amp": args.cpu_amp, "rounds": s.rounds,
                 "seconds": round(time.perf_counter() - started, 1)}
