@@ -27,7 +27,10 @@ from colorlib.teaching.published_results import (
 
 ROOT = Path(__file__).resolve().parents[1]
 # Results files other than the published one, by the prefix their markers use.
-SOURCES: dict[str, Path] = {}  # none today: every quoted number is the published run's
+SOURCES: dict[str, Path] = {  # benchmarks/before_after.py's, quoted in benchmarks/RESULTS.md
+    "before_after": ROOT / "benchmarks" / "before_after.json",
+    "before_after_cpu_amp": ROOT / "benchmarks" / "before_after_cpu_amp.json",
+}
 
 
 def prose_files() -> dict[str, str]:
