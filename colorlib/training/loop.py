@@ -123,8 +123,7 @@ class Trainer:
 
         ``weights``: the ResNet18 encoder's ("imagenet", a file, or None); ``init``: a
         checkpoint whose generator to start from. Draws from the global torch random state
-        (:func:`~colorlib.training.runner.train_stage` seeds it).
-        """
+        (:func:`~colorlib.training.runner.train_stage` seeds it)."""
         policy = DevicePolicy.for_training(device, model_cfg.arch, cfg.amp, cfg.cpu_amp)
         model, started_from = _stage_model(model_cfg, cfg, policy, weights, init, dist)
         return cls(model, policy, cfg, model_cfg, started_from, dist)
@@ -199,13 +198,15 @@ class Trainer:
                              source=path)
 
     def save(self, path: str | Path | None) -> Path | None:
-        """Write the checkpoint to ``path`` and return it (None: the run keeps no checkpoint)."""
-        # On every rank: they hold equal weights, so all stop alike on spoiled ones.
+        """Write the checkpoint to ``path`` and return it (None: the run keeps no checkpoint).
+        Every rank checks the weights (equal on all, so all stop alike); rank 0 writes."""
+        if path is None:
+            return None
         check_finite_weights(self.model, f"stage '{self.cfg.stage}', step {self.state.step}")
-        if path is not None and self.dist.is_main:  # data-parallel: rank 0 alone writes
+        if self.dist.is_main:
             save_checkpoint(self.state_dict(), path)
             self._saved_step = self.state.step
-        return Path(path) if path is not None else None
+        return Path(path)
 
     # ------------------------------------------------------------------ loop
     def fit(self, loader, checkpoint: str | Path | None = None, val_batch: dict | None = None,
@@ -284,8 +285,7 @@ class Trainer:
         return losses
 
     def _end_epoch(self, run: "_Fit") -> None:
-        st = self.state
-        st.epoch, st.batch_in_epoch = st.epoch + 1, 0
+        self.state.epoch, self.state.batch_in_epoch = self.state.epoch + 1, 0
         if self.val_batch is not None:
             self.validate(self.val_batch)
         self.save(run.checkpoint)
