@@ -76,7 +76,8 @@ def test_the_count_leaves_out_self_and_what_dataclass_writes():
     assert parameter_count(Trainer.fit) == 6  # loader ... on_error; self is not counted
     assert parameter_count(Pix2Pix.__init__) == 7
     names = {name for name, _ in public_callables()}
-    assert "colorlib.training.loop.Trainer.fit" in names and "colorlib.training.config.TrainConfig.adam" in names
+    assert "colorlib.training.loop.Trainer.fit" in names
+    assert "colorlib.training.config.TrainConfig.adam" in names
     assert "colorlib.inference.evaluate.EvalSettings.__init__" not in names  # written by @dataclass
     assert "colorlib.inference.evaluate.evaluate_paths" in names and EvalSettings().max_side is None
 

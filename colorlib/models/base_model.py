@@ -115,9 +115,9 @@ class BaseModel:
 
     Subclasses write ``optimize_parameters`` (one update from ``self.L`` and ``self.ab``)
     and name the losses it records in ``loss_names``. ``adam``: learning rate and betas
-    (:class:`colorlib.models.stages.AdamSettings`); ``amp``: mixed precision (:class:`colorlib.system.device.
-    MixedPrecision`, fp32 by default); ``replication``: data-parallel training (None: one
-    process).
+    (:class:`colorlib.models.stages.AdamSettings`); ``amp``: mixed precision
+    (:class:`colorlib.system.device.MixedPrecision`, fp32 by default); ``replication``:
+    data-parallel training (None: one process).
     """
 
     loss_names: tuple[str, ...] = ()

@@ -16,7 +16,7 @@ ARCHS = ("pix2pix_unet", "resnet18_unet")
 
 
 def check_size(size: int) -> int:
-    """``size`` if it is a power of two >= 32 (the U-Nets halve it down to 1 px), else ValueError."""
+    """``size`` if it is a power of two >= 32 (the U-Nets halve it to 1 px), else ValueError."""
     if size < 32 or size & (size - 1):
         raise ValueError(f"must be a power of two >= 32 (e.g. 64, 128, 256), got {size}")
     return size

@@ -17,7 +17,7 @@ from colorlib.models.stages import LAMBDA_L1, PIX2PIX_BETAS, PIX2PIX_LR, AdamSet
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings of one stage (stored in its checkpoint). Defaults follow the tutorial."""
+    """How one stage optimises (stored in its checkpoint). The defaults follow the tutorial."""
 
     stage: str = "pretrain"
     epochs: int = 20

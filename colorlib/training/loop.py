@@ -167,7 +167,7 @@ class Trainer:
 
     # ------------------------------------------------------------ state I/O
     def state_dict(self) -> dict:
-        """Everything needed to continue this run exactly (weights_only-safe; see checkpoint.py)."""
+        """Everything needed to continue this run exactly (weights_only-safe: checkpoint.py)."""
         amp_dtype = self.policy.amp_dtype
         return {
             "stage": self.cfg.stage, "model": self.model_cfg.to_dict(), "train": asdict(self.cfg),
