@@ -111,19 +111,18 @@ def output_folder(path: str | os.PathLike, flag: str) -> Path:
 
 def input_folder(path: str | os.PathLike, flag: str) -> Path:
     """A folder the command reads: it must be there."""
-    path = Path(path)
-    if not path.is_dir():
-        raise CLIError(f"{flag}: {path}: no such folder" if not os.path.lexists(path)
-                       else f"{flag}: {path} is not a folder")
-    return path
+    return _existing(Path(path), flag, Path.is_dir, "folder")
 
 
 def input_file(path: str | os.PathLike, flag: str) -> Path:
     """A file the command reads: it must be there."""
-    path = Path(path)
-    if not path.is_file():
-        raise CLIError(f"{flag}: {path}: no such file" if not os.path.lexists(path)
-                       else f"{flag}: {path} is not a file")
+    return _existing(Path(path), flag, Path.is_file, "file")
+
+
+def _existing(path: Path, flag: str, is_kind: Callable[[Path], bool], noun: str) -> Path:
+    if not is_kind(path):
+        raise CLIError(f"{flag}: {path}: no such {noun}" if not os.path.lexists(path)
+                       else f"{flag}: {path} is not a {noun}")
     return path
 
 

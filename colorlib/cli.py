@@ -501,13 +501,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from colorlib.inference.evaluate import (
-        EvalSettings,
-        evaluate_paths,
-        find_eval_images,
-        format_table,
-        write_json,
-    )
+    from colorlib.inference.evaluate import (EvalSettings, evaluate_paths, find_eval_images,
+                                             format_table, write_json)
     from colorlib.inference.output_rule import check_output, is_colorlib_report
 
     if args.json is not None:  # found out now, not after an hour of evaluating

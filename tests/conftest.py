@@ -1,4 +1,5 @@
-"""Shared fixtures: small real photos and a folder of them, all from the tiny set."""
+"""Shared fixtures: small real photos and a folder of them from the tiny set; one torch thread,
+a tiny checkpoint and a few drawn photos for the command-line tests."""
 from __future__ import annotations
 
 import shutil
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from robust_helpers import make_training_photos, tiny_checkpoint, torch_threads
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
@@ -86,3 +88,26 @@ def photo_folder(tmp_path, tiny_root) -> Path:
         for p in sorted((tiny_root / split).glob("*.png"))[::7][:n]:
             shutil.copy(p, dest / p.name)
     return tmp_path / "photos"
+
+
+# ---------------------------------------------------- shared by the command-line tests
+@pytest.fixture()
+def one_thread():
+    """One torch thread for the test: its networks are tiny, and on a busy 2-core machine two
+    OpenMP threads spin against each other. Modules ask for it with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")`` (the child processes of
+    ``robust_helpers.CHILD_ENV`` use one thread too)."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    """An untrained, complete baseline checkpoint (32 px, 8 filters), one per test module."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "baseline.pt")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """Six small training photos, one folder per test module (some modules want more)."""
+    return make_training_photos(tmp_path_factory.mktemp("photos") / "all", n=6)

@@ -146,6 +146,26 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def cli_in_process(*args, forbidden: tuple[str, ...] = ("Traceback",)
+                   ) -> tuple[int, list[str], str]:
+    """``colorlib ARGS`` in this process: (exit status, the lines for the user, all of stderr).
+
+    None of ``forbidden`` may appear on stderr (a traceback is never what a user should see).
+    """
+    from colorlib.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse
+            code = exit_.code
+    text = err.getvalue()
+    for bad in forbidden:
+        assert bad not in text, text
+    return code, error_lines(text), text
+
+
 def error_lines(stderr: str) -> list[str]:
     """The lines colorlib printed for the user (progress bars left out)."""
     return [line[line.index("colorlib: "):] for line in stderr.splitlines()

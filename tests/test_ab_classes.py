@@ -2,14 +2,8 @@
 import numpy as np
 import pytest
 
-from colorlib.models.ab_classes import (
-    annealed_mean,
-    class_distribution,
-    grid_centres,
-    in_gamut_centres,
-    nearest_class,
-    rebalancing_weights,
-)
+from colorlib.models.ab_classes import (annealed_mean, class_distribution, grid_centres,
+                                        in_gamut_centres, nearest_class, rebalancing_weights)
 
 
 def test_only_displayable_squares_are_classes():

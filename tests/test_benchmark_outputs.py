@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from robust_helpers import gradient, torch_threads
+from robust_helpers import gradient
 from test_long_run_report import fake_run
 from test_output_rule import ENOSPC, full_disk
 
@@ -28,10 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def load(name: str):

@@ -15,13 +15,8 @@ import tempfile
 
 import pytest
 import torch
-from robust_helpers import (
-    error_lines,
-    make_training_photos,
-    stage_run,
-    tiny_checkpoint,
-    torch_threads,
-)
+from robust_helpers import (error_lines, make_training_photos, stage_run, tiny_checkpoint,
+                            torch_threads)
 
 from colorlib.cli import main
 from colorlib.data.sources import DataConfig

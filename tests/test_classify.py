@@ -14,18 +14,9 @@ import pytest
 import torch
 
 from colorlib.models import ab_classes
-from colorlib.models.classify import (
-    DECODINGS,
-    ClassUnet,
-    class_centres,
-    decode_ab,
-    decodings,
-    dense_targets,
-    measure_class_prior,
-    nearest_class,
-    rebalanced_cross_entropy,
-    soft_encode,
-)
+from colorlib.models.classify import (DECODINGS, ClassUnet, class_centres, decode_ab, decodings,
+                                      dense_targets, measure_class_prior, nearest_class,
+                                      rebalanced_cross_entropy, soft_encode)
 from colorlib.photos.lab import AB_SCALE
 
 CENTRES = torch.tensor(class_centres(), dtype=torch.float32)

@@ -20,16 +20,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_legacy_checkpoint import (
-    ADAM_REL,
-    NETS,
-    OPTIMISERS,
-    STEP2,
-    WEIGHT_MOVES,
-    assert_adam_continues,
-    assert_weights_continue,
-    compare,
-)
+from test_legacy_checkpoint import (ADAM_REL, NETS, OPTIMISERS, STEP2, WEIGHT_MOVES,
+                                    assert_adam_continues, assert_weights_continue, compare)
 
 from colorlib.training.checkpoint import load_checkpoint
 

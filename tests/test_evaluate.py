@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 
 from colorlib.cli import EXIT_ERROR, EXIT_FAILED, main
-from colorlib.inference.evaluate import (
-    evaluate_paths,
-    find_eval_images,
-    format_table,
-    greyscale_version,
-    limit_side,
-)
+from colorlib.inference.evaluate import (evaluate_paths, find_eval_images, format_table,
+                                         greyscale_version, limit_side)
 from colorlib.photos.image_files import load_rgb
 from colorlib.photos.lab import rgb_to_lab
 from colorlib.photos.metrics import PSNR_CAP

@@ -20,15 +20,8 @@ from skimage import color as skcolor
 from torch.utils.data import DataLoader, Dataset
 
 from colorlib.data import loading
-from colorlib.data.loading import (
-    CachedLoader,
-    ColorizationDataset,
-    EpochSampler,
-    collate,
-    make_loader,
-    prepare_batch,
-    random_hflip,
-)
+from colorlib.data.loading import (CachedLoader, ColorizationDataset, EpochSampler, collate,
+                                   make_loader, prepare_batch, random_hflip)
 from colorlib.data.sources import find_images
 from colorlib.models.networks import ModelConfig
 from colorlib.photos import lab

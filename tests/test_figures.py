@@ -1,11 +1,7 @@
 import numpy as np
 
-from colorlib.teaching.figures import (
-    lab_axis_cmap,
-    plot_colorization_grid,
-    plot_lab_channels,
-    plot_losses,
-)
+from colorlib.teaching.figures import (lab_axis_cmap, plot_colorization_grid, plot_lab_channels,
+                                       plot_losses)
 
 
 def test_lab_axis_colour_maps_are_grey_at_zero_and_coloured_at_the_ends():
@@ -99,13 +95,8 @@ def test_patch_verdicts_give_one_score_per_patch_and_draw_over_the_photo(real_ph
 def test_simulated_failures_keep_lightness_and_change_colour_where_expected(real_photos):
     from colorlib.photos.image_files import resize_rgb
     from colorlib.photos.lab import rgb_to_lab
-    from colorlib.teaching.figures import (
-        ab_error_map,
-        flattest_spot,
-        plot_failure_modes,
-        simulate_colour_blob,
-        simulate_colour_spill,
-    )
+    from colorlib.teaching.figures import (ab_error_map, flattest_spot, plot_failure_modes,
+                                           simulate_colour_blob, simulate_colour_spill)
 
     photo = resize_rgb(real_photos[0], 96)
     truth_L = rgb_to_lab(photo)[..., 0]

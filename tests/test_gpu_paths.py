@@ -24,12 +24,8 @@ from colorlib.models.pix2pix import Pix2Pix
 from colorlib.models.stages import AdamSettings
 from colorlib.photos import lab
 from colorlib.system.device import DevicePolicy, MixedPrecision
-from colorlib.training.checkpoint import (
-    load_checkpoint,
-    restore_rng_state,
-    rng_state,
-    save_checkpoint,
-)
+from colorlib.training.checkpoint import (load_checkpoint, restore_rng_state, rng_state,
+                                          save_checkpoint)
 from colorlib.training.config import TrainConfig
 from colorlib.training.loop import Trainer
 

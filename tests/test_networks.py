@@ -2,18 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from colorlib.models.networks import (
-    ModelConfig,
-    PatchDiscriminator,
-    PixUnet,
-    build_discriminator,
-    build_generator,
-    build_res_unet,
-    init_weights,
-    load_resnet18,
-    receptive_field,
-    resnet18_imagenet_file,
-)
+from colorlib.models.networks import (ModelConfig, PatchDiscriminator, PixUnet,
+                                      build_discriminator, build_generator, build_res_unet,
+                                      init_weights, load_resnet18, receptive_field,
+                                      resnet18_imagenet_file)
 
 
 @pytest.mark.parametrize("size,n_down", [(256, 8), (64, 6), (32, 5)])

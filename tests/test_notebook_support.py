@@ -30,12 +30,9 @@ def test_full_defaults_are_the_run_configs():
     assert (s.epochs, s.max_steps, s.seed) == (TrainConfig.epochs, TrainConfig.max_steps,
                                                TrainConfig.seed)
     assert (s.num_filters, s.weights) == (RunConfig.num_filters, RunConfig.weights)
-    assert nb.config_default("TrainConfig", "epochs") == TrainConfig.epochs
     run = s.run_config("pretrain")
     assert (run.data.size, run.data.batch_size, run.train.epochs, run.num_filters) == \
         (s.size, s.batch_size, s.epochs, s.num_filters)
-    with pytest.raises(TypeError, match="no field 'nope'"):
-        nb.config_default("DataConfig", "nope")
 
 
 def test_tiny_switches_to_small_fast_settings():

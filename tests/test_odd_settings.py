@@ -1,49 +1,23 @@
 """Odd settings fail in words: one line naming the flag or variable, no library text, no unsafe advice."""
 from __future__ import annotations
 
-import contextlib
-import io
 import socket
 import urllib.error
 
 import pytest
 import torch
-from robust_helpers import error_lines, make_training_photos, tiny_checkpoint, torch_threads
-
-from colorlib.cli import main
+from robust_helpers import cli_in_process
 
 UNSAFE = ("weights_only=False", "Traceback", "urlopen", "could not convert")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def cli(*args) -> tuple[int, list[str], str]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exit_:  # argparse
-            code = exit_.code
-    text = err.getvalue()
-    for bad in UNSAFE:
-        assert bad not in text, text
-    lines = error_lines(text)
+    code, lines, text = cli_in_process(*args, forbidden=UNSAFE)
     assert not any("--overwrite" in line for line in lines), lines  # never advised
     return code, lines, text
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    return make_training_photos(tmp_path_factory.mktemp("photos") / "all", n=6)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "baseline.pt")
 
 
 # ------------------------------------------------------------ COLORLIB_* variables

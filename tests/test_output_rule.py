@@ -9,9 +9,7 @@ must refuse or fail in one line naming the file, and leave the file as it was.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -21,35 +19,15 @@ from typing import Callable
 import numpy as np
 import pytest
 from PIL import Image
-from robust_helpers import (
-    error_lines,
-    gradient,
-    make_training_photos,
-    tiny_checkpoint,
-    torch_threads,
-)
+from robust_helpers import cli_in_process, gradient, tiny_checkpoint
 
-from colorlib.cli import main
 from colorlib.system import atomic_files
 from colorlib.teaching import notebook as nb
 
 ENOSPC = os.strerror(errno.ENOSPC)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "baseline.pt")
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    return make_training_photos(tmp_path_factory.mktemp("photos") / "all", n=6)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def photo(path: Path) -> Path:
@@ -73,10 +51,7 @@ def full_disk(monkeypatch) -> None:
 
 
 def cli(*args) -> tuple[int, list[str]]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main([str(a) for a in args])
-    return code, error_lines(err.getvalue())
+    return cli_in_process(*args)[:2]
 
 
 def call(fn: Callable) -> tuple[int, list[str]]:

@@ -13,17 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from colorlib.teaching.published_results import (
-    MODEL_LABELS,
-    RESULTS_FILE,
-    ResultsError,
-    agrees,
-    load_results,
-    lookup,
-    quoted_numbers,
-    scores_table,
-    split_source,
-)
+from colorlib.teaching.published_results import (MODEL_LABELS, RESULTS_FILE, ResultsError, agrees,
+                                                 load_results, lookup, quoted_numbers,
+                                                 scores_table, split_source)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Results files other than the published one, by the prefix their markers use.

@@ -14,27 +14,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from robust_helpers import (
-    UNICODE_NAME,
-    error_lines,
-    gradient,
-    make_broken_images,
-    make_odd_images,
-    make_training_photos,
-    run_cli,
-    tiny_checkpoint,
-    torch_threads,
-)
+from robust_helpers import (UNICODE_NAME, error_lines, gradient, make_broken_images,
+                            make_odd_images, make_training_photos, run_cli, tiny_checkpoint)
 
 from colorlib.cli import main
 from colorlib.data.loading import ColorizationDataset, collate, prepare_batch
 from colorlib.inference.colorizer import Colorizer
-from colorlib.photos.image_files import (
-    ImageReadError,
-    ImageTooLargeError,
-    SkippedImageWarning,
-    load_rgb,
-)
+from colorlib.photos.image_files import (ImageReadError, ImageTooLargeError, SkippedImageWarning,
+                                         load_rgb)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +33,7 @@ def files(tmp_path_factory):
     return root, sizes, reasons, ckpt
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: one thread is faster than two fighting on a busy machine."""
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def shape_of(size):

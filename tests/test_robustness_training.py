@@ -16,14 +16,8 @@ import time
 
 import pytest
 import torch
-from robust_helpers import (
-    CHILD_ENV,
-    assert_same_state,
-    error_lines,
-    make_training_photos,
-    stage_run,
-    torch_threads,
-)
+from robust_helpers import (CHILD_ENV, assert_same_state, error_lines, make_training_photos,
+                            stage_run)
 
 from colorlib.cli import main
 from colorlib.data.sources import DataConfig
@@ -77,11 +71,7 @@ def run(cmd) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=CHILD_ENV)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """In-process runs use one thread, like the child processes (see CHILD_ENV)."""
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,7 @@ without a word; Kaggle never prefers a damaged checkpoint.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
 import os
 import signal
@@ -21,9 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from robust_helpers import CHILD_ENV, error_lines, make_training_photos, torch_threads
+from robust_helpers import CHILD_ENV, cli_in_process, error_lines, make_training_photos
 
-from colorlib.cli import main
 from colorlib.teaching import notebook as nb
 from colorlib.training import run_safety
 from colorlib.training.checkpoint import CheckpointError, load_checkpoint
@@ -34,10 +31,7 @@ BASE = ["--stage", "baseline", "--size", "32", "--batch-size", "4", "--filters",
         "--seed", "7", "--device", "cpu", "--weights", "none", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +40,7 @@ def photos(tmp_path_factory):
 
 
 def cli(*args) -> tuple[int, list[str]]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main([str(a) for a in args])
-    return code, error_lines(err.getvalue())
+    return cli_in_process(*args)[:2]
 
 
 def resnet_checkpoint(path: Path, stage: str = "pretrain", size: int = 32,

@@ -10,13 +10,7 @@ import sys
 import time
 
 import pytest
-from robust_helpers import (
-    CHILD_ENV,
-    assert_same_state,
-    error_lines,
-    make_training_photos,
-    torch_threads,
-)
+from robust_helpers import CHILD_ENV, assert_same_state, error_lines, make_training_photos
 
 from colorlib.cli import main
 from colorlib.training import run_safety
@@ -33,10 +27,7 @@ def photos(tmp_path_factory):
     return make_training_photos(tmp_path_factory.mktemp("photos") / "all", n=10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def colorlib_cmd(*args) -> list[str]:

@@ -7,51 +7,20 @@ precedes colorlib's one-line error.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import warnings
 
 import pytest
 import torch
 from PIL import Image
-from robust_helpers import (
-    error_lines,
-    gradient,
-    make_training_photos,
-    tiny_checkpoint,
-    torch_threads,
-)
+from robust_helpers import cli_in_process, gradient
 
-from colorlib.cli import main
 from colorlib.teaching import notebook as nb
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "baseline.pt")
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    return make_training_photos(tmp_path_factory.mktemp("photos") / "all", n=6)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def cli(*args) -> tuple[int, list[str], str]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exit_:  # argparse
-            code = exit_.code
-    text = err.getvalue()
-    assert "Traceback" not in text and "OverflowError" not in text, text
-    return code, error_lines(text), text
+    return cli_in_process(*args, forbidden=("Traceback", "OverflowError"))
 
 
 def photo(path):

@@ -14,27 +14,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from robust_helpers import error_lines, gradient, tiny_checkpoint, torch_threads
+from robust_helpers import error_lines, gradient
 
 from colorlib.cli import main
-from colorlib.photos.image_files import (
-    ImageReadError,
-    ImageTooLargeError,
-    SkippedImageWarning,
-    is_colorlib_output,
-    scan_folder,
-)
+from colorlib.photos.image_files import (ImageReadError, ImageTooLargeError, SkippedImageWarning,
+                                         is_colorlib_output, scan_folder)
 
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "baseline.pt")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with torch_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def photo(path: Path, h: int = 24, w: int = 32, **kwargs) -> Path:

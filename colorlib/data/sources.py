@@ -20,14 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from colorlib.photos.image_files import (
-    ColorlibWarning,
-    ImageReadError,
-    SkippedImageWarning,
-    check_image,
-    load_rgb,
-    scan_folder,
-)
+from colorlib.photos.image_files import (ColorlibWarning, ImageReadError, SkippedImageWarning,
+                                         check_image, load_rgb, scan_folder)
 
 COCO_SAMPLE_SIZE = 10_000
 COCO_TRAIN_SIZE = 8_000

@@ -26,15 +26,8 @@ import numpy as np
 
 from colorlib.photos.image_files import ImageReadError, is_image_file, load_rgb
 from colorlib.photos.lab import lab_to_rgb, rgb_to_lab
-from colorlib.photos.metrics import (
-    AB_HISTOGRAM_BINS,
-    GREY_CHROMA,
-    MIN_COLOUR_SHARE,
-    ab_histogram,
-    grey_fraction,
-    image_metrics,
-    mean_metrics,
-)
+from colorlib.photos.metrics import (AB_HISTOGRAM_BINS, GREY_CHROMA, MIN_COLOUR_SHARE,
+                                     ab_histogram, grey_fraction, image_metrics, mean_metrics)
 
 MIN_SIDE = 3  # SSIM's smallest window
 

@@ -27,12 +27,8 @@ from pathlib import Path
 import torch
 
 from colorlib import __version__
-from colorlib.training.checkpoint import (
-    EXPORT_KIND,
-    load_checkpoint,
-    save_checkpoint,
-    training_amp,
-)
+from colorlib.training.checkpoint import (EXPORT_KIND, load_checkpoint, save_checkpoint,
+                                          training_amp)
 
 SUFFIX = "-generator.pt"  # <stage>-generator.pt beside <stage>.pt
 

@@ -113,8 +113,9 @@ def unwrap(net: nn.Module | None) -> nn.Module | None:
 class BaseModel:
     """A generator and its Adam, trained one :meth:`train_step` at a time.
 
-    Subclasses write ``optimize_parameters`` (one update from ``self.L`` and ``self.ab``)
-    and name the losses it records in ``loss_names``. ``adam``: learning rate and betas
+    Subclasses write ``forward`` and ``backward_G`` (``optimize_parameters`` too where one
+    update is more than G's step, as in pix2pix) and name the losses they record in
+    ``loss_names``. ``adam``: learning rate and betas
     (:class:`colorlib.models.stages.AdamSettings`); ``amp``: mixed precision
     (:class:`colorlib.system.device.MixedPrecision`, fp32 by default); ``replication``:
     data-parallel training (None: one process).
@@ -137,8 +138,23 @@ class BaseModel:
     def set_input(self, L: torch.Tensor, ab: torch.Tensor) -> None:
         self.L, self.ab = L, ab
 
+    def forward(self) -> None:
+        raise NotImplementedError  # the algorithm's: G's output for self.L
+
+    def backward_G(self) -> None:
+        raise NotImplementedError  # the algorithm's: G's loss and its gradients
+
     def optimize_parameters(self) -> None:
-        raise NotImplementedError
+        """One update of G alone: its output, its loss's gradients, an Adam step.
+
+        The step of every algorithm with a generator only (L1 pretraining, colour classes);
+        pix2pix, with a discriminator to update first, writes its own.
+        """
+        self.forward()
+        self.opt_G.zero_grad(set_to_none=True)
+        self.backward_G()
+        self.amp.step(self.opt_G)
+        self.amp.update()
 
     def train_step(self, L: torch.Tensor, ab: torch.Tensor) -> dict[str, float]:
         """One optimisation step on a batch (normalised L and ab); returns its losses."""

@@ -282,13 +282,6 @@ class ClassifyTraining(BaseModel):
         self.check_finite("classification loss", self.loss_G_class)
         self.amp.backward(self.loss_G_class)
 
-    def optimize_parameters(self) -> None:
-        self.forward()
-        self.opt_G.zero_grad(set_to_none=True)
-        self.backward_G()
-        self.amp.step(self.opt_G)
-        self.amp.update()
-
 
 @torch.no_grad()
 def measure_class_prior(dataset, centres: torch.Tensor | np.ndarray,

@@ -28,10 +28,4 @@ class L1Pretraining(BaseModel):
         self.check_finite("L1 loss", self.loss_G_L1)
         self.amp.backward(self.loss_G_L1)  # loss_G_L1.backward() (fp16 loss scaling when on)
 
-    def optimize_parameters(self) -> None:
-        """One step: colour the batch, follow the L1 error."""
-        self.forward()
-        self.opt_G.zero_grad(set_to_none=True)
-        self.backward_G()
-        self.amp.step(self.opt_G)
-        self.amp.update()
+    # optimize_parameters: BaseModel's, G's step alone (forward, backward_G, Adam).

@@ -50,10 +50,10 @@ class ValidationImages(Callback):
 
     def draw(self, trainer, kind: str, number: int) -> Path | None:
         """Colour the photos now; the file saved, if any. ``kind``: "epoch" or "step"."""
-        batch = self._photos(trainer)
-        if batch is None or not trainer.dist.is_main:
+        if not trainer.dist.is_main:
             return None
-        prepared = prepare_batch(batch, trainer.device)
+        batch = self._photos(trainer)
+        prepared = prepare_batch(batch, trainer.device) if batch is not None else None
         if prepared is None:  # none of the photos could be read (each is named already)
             return None
         L, ab = prepared

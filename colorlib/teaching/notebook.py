@@ -39,19 +39,15 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
-from colorlib.data.sources import DATA_CACHE_ENV
+from colorlib.data.sources import DATA_CACHE_ENV, DataConfig
 from colorlib.models.stages import STAGES, get_stage
-from colorlib.system.environment_variables import (
-    DRIVE_MOUNT_ENV,
-    KAGGLE_INPUT_ENV,
-    STORE_ENV,
-    TINY_ENV,
-    flag,
-)
+from colorlib.system.environment_variables import (DRIVE_MOUNT_ENV, KAGGLE_INPUT_ENV, STORE_ENV,
+                                                   TINY_ENV, flag)
+from colorlib.training.config import RunConfig, TrainConfig
 
 TINY_SIZE = 64
 TINY_STEPS = 8  # optimisation steps per stage in the tiny setting
@@ -93,38 +89,6 @@ def _tiny_root() -> Path:
     return Path(tempfile.gettempdir()) / "colorlib-tiny"
 
 
-def _run_configs() -> dict[str, type]:
-    """The dataclasses of a run's settings, by name (imported on use: the training config
-    imports torch)."""
-    from colorlib.data.sources import DataConfig
-    from colorlib.training.config import RunConfig, TrainConfig
-
-    return {"DataConfig": DataConfig, "TrainConfig": TrainConfig, "RunConfig": RunConfig}
-
-
-def config_default(config: str, name: str) -> Any:
-    """The default of field ``name`` of the run config's dataclass ``config`` (``"DataConfig"``,
-    ``"TrainConfig"`` or ``"RunConfig"``): ``config_default("TrainConfig", "epochs")``."""
-    for f in fields(_run_configs()[config]):
-        if f.name == name:
-            if f.default is not MISSING:
-                return f.default
-            if f.default_factory is not MISSING:
-                return f.default_factory()
-            raise TypeError(f"{config}.{name} has no default")
-    raise TypeError(f"{config} has no field {name!r}")
-
-
-def _run_default(config: str, name: str) -> Any:
-    """A :class:`Settings` field whose default is the run config's own (:func:`config_default`).
-
-    Each default has one home, the dataclass that :meth:`Settings.run_config` fills in, so
-    the notebooks and ``colorlib train`` cannot drift apart. It is read when a Settings is
-    made, which keeps importing this module free of torch.
-    """
-    return field(default_factory=functools.partial(config_default, config, name))
-
-
 @dataclass
 class Settings:
     """What one notebook run uses. Build it with :func:`settings`, not by hand.
@@ -133,25 +97,26 @@ class Settings:
     (embedded, offline) or a folder of photos. ``max_steps`` caps the total
     number of optimisation steps (None: run all epochs). The defaults are
     the full run's: ``size``, ``epochs``, ``batch_size``, ``max_steps``,
-    ``num_filters``, ``weights`` and ``seed`` are the run config's own
-    (:meth:`run_config`).
+    ``num_filters``, ``weights`` and ``seed`` are the run config's own, read from
+    the dataclasses :meth:`run_config` fills in, so the notebooks and
+    ``colorlib train`` cannot drift apart.
     """
 
     # The full run is the tutorial's: the COCO sample, loaded by two worker processes (a
     # Colab machine has two cores). DataConfig and `colorlib train` start on the embedded
     # tiny set in the main process instead, so `data` and `num_workers` are the notebooks' own.
     data: str = "coco"
-    size: int = _run_default("DataConfig", "size")
-    epochs: int = _run_default("TrainConfig", "epochs")
-    batch_size: int = _run_default("DataConfig", "batch_size")
+    size: int = DataConfig.size
+    epochs: int = TrainConfig.epochs
+    batch_size: int = DataConfig.batch_size
     device: str = "cpu"
-    max_steps: int | None = _run_default("TrainConfig", "max_steps")
+    max_steps: int | None = TrainConfig.max_steps
     tiny: bool = False
     run: str = "full"  # the RUN switch: "quick" (= tiny), "medium" or "full"
-    num_filters: int = _run_default("RunConfig", "num_filters")
-    weights: str = _run_default("RunConfig", "weights")
+    num_filters: int = RunConfig.num_filters
+    weights: str = RunConfig.weights
     num_workers: int = 2
-    seed: int = _run_default("TrainConfig", "seed")
+    seed: int = TrainConfig.seed
     checkpoints: Path = field(default_factory=lambda: _work_root() / "runs" / "checkpoints")
     figures: Path = field(default_factory=lambda: _work_root() / "figures")
     store: Path | None = None  # the folder that outlives this machine (see persist())
@@ -205,21 +170,17 @@ class Settings:
         s.device = str(resolve_device(env.get("COLORLIB_DEVICE") or None))
         return s
 
-    def data_config(self, **overrides) -> "DataConfig":  # noqa: F821 (lazy import)
+    def data_config(self, **overrides) -> DataConfig:
         """The :class:`colorlib.data.sources.DataConfig` these settings describe."""
-        from colorlib.data.sources import DataConfig
-
         return DataConfig(**{"source": self.data, "size": self.size,
                              "batch_size": self.batch_size, "num_workers": self.num_workers,
                              "cache": tuple(str(p) for p in self.data_cache), **overrides})
 
-    def run_config(self, stage: str, **changes) -> "RunConfig":  # noqa: F821 (lazy import)
+    def run_config(self, stage: str, **changes) -> RunConfig:
         """The :class:`colorlib.training.config.RunConfig` training ``stage`` with these settings.
 
         ``changes`` set its other fields: ``init``, ``resume``, ``weights``, ...
         """
-        from colorlib.training.config import RunConfig, TrainConfig
-
         train = TrainConfig(stage=stage, epochs=self.epochs, max_steps=self.max_steps,
                             seed=self.seed)
         return RunConfig(train, self.data_config(), checkpoint_dir=self.checkpoints,

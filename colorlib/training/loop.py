@@ -39,16 +39,9 @@ from colorlib.models.networks import ModelConfig, build_discriminator, build_gen
 from colorlib.models.stages import get_stage
 from colorlib.system.device import DevicePolicy
 from colorlib.training import distributed
-from colorlib.training.checkpoint import (
-    check_model_settings,
-    load_checkpoint,
-    load_init,
-    misfit_error,
-    refuse_resume,
-    restore_rng_state,
-    rng_state,
-    save_checkpoint,
-)
+from colorlib.training.checkpoint import (check_model_settings, load_checkpoint, load_init,
+                                          misfit_error, refuse_resume, restore_rng_state,
+                                          rng_state, save_checkpoint)
 from colorlib.training.config import TrainConfig
 from colorlib.training.run_safety import StepGuard, TrainingInterrupted
 
